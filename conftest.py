@@ -1,0 +1,82 @@
+"""Fixed personas shared by every test: taker at establishment A, taker at B, manager of A, lab X, lab Y,
+regional viewer (region 13), national admin, citizen; plus API keys for lab X, lab Y and establishment A."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("MUESTRA_FAST_PASSWORD_HASHER", "1")
+os.environ.setdefault("AXES_ENABLED", "0")
+
+
+@pytest.fixture(autouse=True)
+def _media_root(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    settings.MEDIA_ROOT = str(tmp_path_factory.getbasetemp() / "media")
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: Any, django_db_blocker: Any) -> None:
+    """Reference data is loaded once into the test database; per-test transactions roll back over it."""
+    from muestra.core.reference import load_all
+
+    with django_db_blocker.unblock():
+        load_all()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_lookups() -> None:
+    from muestra.samples import lookups
+
+    lookups.clear()
+
+
+@dataclass
+class World:
+    establishments: dict[str, Any]
+    labs: dict[int, Any]
+    users: dict[str, Any]
+    actors: dict[str, Any]
+    keys: dict[str, str]
+
+    @property
+    def est_a(self) -> Any:
+        return self.establishments["113100"]
+
+    @property
+    def est_b(self) -> Any:
+        return self.establishments["105100"]
+
+    @property
+    def lab_x(self) -> Any:
+        return self.labs[1000000001]
+
+    @property
+    def lab_y(self) -> Any:
+        return self.labs[1000000002]
+
+
+@pytest.fixture
+def world(db: Any) -> World:
+    from muestra.accounts.scoping import SYSTEM, actor_for_api_key, actor_for_user
+    from muestra.accounts.services import api_key_issue
+    from muestra.core.reference import load_all
+    from muestra.demo.world import build_world
+    from muestra.territories.models import Territory
+
+    if not Territory.objects.exists():  # a transactional test flushed the tables
+        load_all()
+    built: dict[str, Any] = build_world()
+    users = built["users"]
+    actors = {name: actor_for_user(user) for name, user in users.items()}
+    keys = {}
+    key_lab_x, keys["lab_x"] = api_key_issue(actor=SYSTEM, name="LIS X", laboratory=built["labs"][1000000001])
+    key_lab_y, keys["lab_y"] = api_key_issue(actor=SYSTEM, name="LIS Y", laboratory=built["labs"][1000000002])
+    key_est_a, keys["est_a"] = api_key_issue(actor=SYSTEM, name="Sistema A", establishment=built["establishments"]["113100"])
+    actors["key_lab_x"] = actor_for_api_key(key_lab_x)
+    actors["key_lab_y"] = actor_for_api_key(key_lab_y)
+    actors["key_est_a"] = actor_for_api_key(key_est_a)
+    return World(built["establishments"], built["labs"], users, actors, keys)

@@ -1,0 +1,213 @@
+"""Cached look-ups of reference rows by code, used on every registration.
+
+The catalogue and the facility list change rarely (an administrator's edit) but are read for every sample, so
+each process keeps a copy for a short time instead of querying per row. A stale entry lives at most
+`_TTL_SECONDS`; `clear()` drops everything (tests and admin saves call it).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from django.db.models import Model
+
+from muestra.catalog.models import (
+    Disease,
+    HealthInsurance,
+    IdentityDocumentType,
+    RejectionReason,
+    ResultValue,
+    SampleType,
+    Strategy,
+    Test,
+)
+from muestra.facilities.models import Establishment, LabAssignment, Laboratory
+from muestra.territories.models import Country, Territory, TerritoryLevel
+
+_TTL_SECONDS = 60.0
+_lock = threading.Lock()
+_cache: dict[str, tuple[float, Any]] = {}
+
+T = TypeVar("T")
+M = TypeVar("M", bound=Model)
+
+
+def clear() -> None:
+    with _lock:
+        _cache.clear()
+
+
+def _cached(key: str, build: Callable[[], T]) -> T:
+    now = time.monotonic()
+    hit = _cache.get(key)
+    if hit is not None and now - hit[0] < _TTL_SECONDS:
+        return hit[1]  # type: ignore[no-any-return]
+    value = build()
+    with _lock:
+        _cache[key] = (now, value)
+    return value
+
+
+def _index(model: type[M], *fields: str, active_only: bool = True) -> dict[str, M]:
+    def build() -> dict[str, M]:
+        qs = model._default_manager.all()
+        if active_only and any(f.name == "active" for f in model._meta.fields):
+            qs = qs.filter(active=True)
+        index: dict[str, M] = {}
+        for row in qs:
+            for f in fields:
+                value = getattr(row, f)
+                if value not in (None, ""):
+                    index.setdefault(str(value).casefold(), row)
+        return index
+
+    return _cached(f"{model._meta.label}:{','.join(fields)}:{active_only}", build)
+
+
+def _get(model: type[M], code: Any, *fields: str) -> M | None:
+    if code is None:
+        return None
+    return _index(model, *fields).get(str(code).strip().casefold())
+
+
+def test(code: Any) -> Test | None:
+    return _get(Test, code, "code")
+
+
+def test_for_pntm(technique: Any, disease_code: str) -> Test | None:
+    """The test the national platform meant by `tecnica_muestra` within one module (COVID-19 or Mpox)."""
+    wanted = str(technique or "").strip().casefold()
+    for candidate in _index(Test, "code").values():
+        candidate_disease = disease(candidate.disease_id)
+        if (
+            candidate.pntm_name.casefold() == wanted
+            and candidate_disease is not None
+            and candidate_disease.code == disease_code
+        ):
+            return candidate
+    return None
+
+
+def disease(code_or_id: Any) -> Disease | None:
+    if isinstance(code_or_id, int):
+        return _index(Disease, "pk").get(str(code_or_id))
+    return _get(Disease, code_or_id, "code")
+
+
+def sample_type(code: Any) -> SampleType | None:
+    return _get(SampleType, code, "code", "pntm_name", "snomed_code")
+
+
+def result_value(code: Any) -> ResultValue | None:
+    return _get(ResultValue, code, "code", "pntm_name", "snomed_code")
+
+
+def rejection_reason(code: Any) -> RejectionReason | None:
+    return _get(RejectionReason, code, "code", "pntm_name")
+
+
+def strategy(code: Any) -> Strategy | None:
+    return _get(Strategy, code, "code", "pntm_name")
+
+
+def document_type(code: Any) -> IdentityDocumentType | None:
+    return _get(IdentityDocumentType, code, "code", "pntm_name")
+
+
+def insurance(code: Any) -> HealthInsurance | None:
+    return _get(HealthInsurance, code, "code", "pntm_name")
+
+
+def country(code: Any) -> Country | None:
+    """By ISO numeric code (with or without leading zeros) or by the national platform's id."""
+    if code is None or str(code).strip() == "":
+        return None
+    text = str(code).strip()
+    by_pntm = _index(Country, "pntm_id", active_only=False)
+    by_iso = _index(Country, "iso_numeric", active_only=False)
+    if text.isdigit():
+        return by_pntm.get(str(int(text))) or by_iso.get(text.zfill(3))
+    return None
+
+
+def comuna_or_district(code: Any) -> Territory | None:
+    """A place of residence: Chilean comuna by CUT (05101) or DEIS (5101) code, Vietnamese province/district."""
+    if code is None or str(code).strip() == "":
+        return None
+    index = _cached("residence-index", _build_residence_index)
+    return index.get(str(code).strip())
+
+
+def _build_residence_index() -> dict[str, Territory]:
+    index: dict[str, Territory] = {}
+    levels = [
+        TerritoryLevel.CL_COMUNA,
+        TerritoryLevel.VN_PROVINCE,
+        TerritoryLevel.VN_LEGACY_PROVINCE,
+        TerritoryLevel.VN_DISTRICT,
+    ]
+    for t in Territory.objects.filter(level__in=levels).select_related("profile"):
+        if t.level == TerritoryLevel.CL_COMUNA:
+            index.setdefault(t.code, t)
+            index.setdefault(t.alt_code, t)
+        else:
+            index.setdefault(f"VN:{t.level}:{t.code}", t)
+    return index
+
+
+def establishment(code: Any) -> Establishment | None:
+    return _get(Establishment, code, "code")
+
+
+def laboratory(platform_id: Any) -> Laboratory | None:
+    text = str(platform_id or "").strip()
+    if not text.isdigit():
+        return None
+    return _index(Laboratory, "platform_id").get(str(int(text)))
+
+
+def laboratory_by_pk(pk: int | None) -> Laboratory | None:
+    if pk is None:
+        return None
+    return _index(Laboratory, "pk").get(str(pk))
+
+
+def lab_disease_ids(laboratory_id: int) -> frozenset[int]:
+    def build() -> dict[int, frozenset[int]]:
+        pairs: dict[int, set[int]] = {}
+        for lab_id, disease_id in Laboratory.diseases.through.objects.values_list("laboratory_id", "disease_id"):
+            pairs.setdefault(lab_id, set()).add(disease_id)
+        return {k: frozenset(v) for k, v in pairs.items()}
+
+    return _cached("lab-diseases", build).get(laboratory_id, frozenset())
+
+
+def assigned_lab_ids(establishment_id: int) -> frozenset[int]:
+    def build() -> dict[int, frozenset[int]]:
+        pairs: dict[int, set[int]] = {}
+        for est_id, lab_id in LabAssignment.objects.filter(active=True).values_list(
+            "establishment_id", "laboratory_id"
+        ):
+            pairs.setdefault(est_id, set()).add(lab_id)
+        return {k: frozenset(v) for k, v in pairs.items()}
+
+    return _cached("assignments", build).get(establishment_id, frozenset())
+
+
+def test_accepts(test_obj: Test, *, sample_type_id: int | None = None, result_value_id: int | None = None) -> bool:
+    def build() -> dict[int, tuple[frozenset[int], frozenset[int]]]:
+        types: dict[int, set[int]] = {}
+        values: dict[int, set[int]] = {}
+        for t_id, st_id in Test.sample_types.through.objects.values_list("test_id", "sampletype_id"):
+            types.setdefault(t_id, set()).add(st_id)
+        for t_id, rv_id in Test.result_values.through.objects.values_list("test_id", "resultvalue_id"):
+            values.setdefault(t_id, set()).add(rv_id)
+        return {t: (frozenset(types.get(t, ())), frozenset(values.get(t, ()))) for t in set(types) | set(values)}
+
+    allowed_types, allowed_values = _cached("test-accepts", build).get(test_obj.pk, (frozenset(), frozenset()))
+    if sample_type_id is not None and sample_type_id not in allowed_types:
+        return False
+    return not (result_value_id is not None and result_value_id not in allowed_values)

@@ -1,0 +1,257 @@
+"""Samples, their chain of custody (events), shipments and results.
+
+State lives on `Sample.state` for fast lists; history lives in `SampleEvent`, which is append-only and can replay
+the whole chain of custody. A pooled tube is a Sample with `is_pool=True` and no patient; each person swabbed
+into it is a member Sample pointing at the pool, so every person has their own sample, result and history.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from muestra.catalog.models import Disease, RejectionReason, ResultValue, SampleType, Strategy, Test
+from muestra.facilities.models import Establishment, Laboratory
+from muestra.patients.models import Patient
+
+#: Public sample numbers are 10 digits, like the national platform's `id_muestra`.
+PUBLIC_NUMBER_OFFSET = 1_000_000_000
+
+
+class SampleState(models.TextChoices):
+    REGISTERED = "registered", _("Registered")
+    DISPATCHED = "dispatched", _("Sent to laboratory")
+    RECEIVED = "received", _("Received by laboratory")
+    RESULT = "result", _("Result available")
+    REJECTED = "rejected", _("Rejected")
+    RETURNED = "returned", _("Returned to establishment")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class Channel(models.TextChoices):
+    WEB = "web", _("Web application")
+    API = "api", _("REST API")
+    PNTM = "pntm", _("National legacy API")
+    IMPORT = "import", _("Bulk file")
+    HL7 = "hl7", _("HL7 v2")
+    FHIR = "fhir", _("FHIR")
+    SYSTEM = "system", _("System")
+
+
+class Shipment(models.Model):
+    class State(models.TextChoices):
+        OPEN = "open", _("Being prepared")
+        DISPATCHED = "dispatched", _("Dispatched")
+        RECEIVED = "received", _("Received")
+
+    establishment = models.ForeignKey(Establishment, on_delete=models.PROTECT, related_name="shipments")
+    laboratory = models.ForeignKey(Laboratory, on_delete=models.PROTECT, related_name="shipments")
+    state = models.CharField(_("state"), max_length=16, choices=State.choices, default=State.OPEN)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(null=True, blank=True)
+    note = models.CharField(_("note"), max_length=250, blank=True)
+
+    class Meta:
+        verbose_name = _("shipment")
+        verbose_name_plural = _("shipments")
+        indexes = [models.Index(fields=["laboratory", "state"]), models.Index(fields=["establishment", "state"])]
+
+    def __str__(self) -> str:
+        return f"Shipment {self.number}"
+
+    @property
+    def number(self) -> int:
+        return PUBLIC_NUMBER_OFFSET + self.pk
+
+
+class Sample(models.Model):
+    establishment = models.ForeignKey(Establishment, on_delete=models.PROTECT, related_name="samples")
+    laboratory = models.ForeignKey(Laboratory, on_delete=models.PROTECT, null=True, blank=True, related_name="samples")
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, null=True, blank=True, related_name="samples")
+    is_pool = models.BooleanField(_("pooled tube"), default=False)
+    pool = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="members")
+    disease = models.ForeignKey(Disease, on_delete=models.PROTECT)
+    test = models.ForeignKey(Test, on_delete=models.PROTECT)
+    sample_type = models.ForeignKey(SampleType, on_delete=models.PROTECT)
+    strategy = models.ForeignKey(Strategy, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    substrategy = models.ForeignKey(Strategy, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    active_case_finding = models.BooleanField(_("active case finding"), default=False)
+    collected_at = models.DateTimeField(_("collection time"))
+
+    # The LIS's own code (codigo_muestra_cliente), unique within the lab that issued it.
+    client_code = models.CharField(_("laboratory's own code"), max_length=60, blank=True, default="")
+    client_lab = models.ForeignKey(Laboratory, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    # Tube barcode printed at the site (mass screening); unique when present.
+    tube_code = models.CharField(_("tube barcode"), max_length=60, null=True, blank=True, unique=True)
+
+    responsible_run = models.CharField(_("responsible professional RUN"), max_length=12, blank=True)
+    ordering_physician_run = models.CharField(_("ordering physician RUN"), max_length=12, blank=True)
+    without_medical_order = models.BooleanField(_("without medical order"), default=True)
+    surveillance_number = models.CharField(_("surveillance notification number"), max_length=40, blank=True)
+    answers = models.JSONField(_("ask-on-order-entry answers"), default=dict, blank=True)
+
+    state = models.CharField(_("state"), max_length=16, choices=SampleState.choices, default=SampleState.REGISTERED)
+    state_changed_at = models.DateTimeField()
+    shipment = models.ForeignKey(Shipment, on_delete=models.SET_NULL, null=True, blank=True, related_name="samples")
+    received_at = models.DateTimeField(_("received at"), null=True, blank=True)
+    result_value = models.ForeignKey(ResultValue, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    result_at = models.DateTimeField(_("result time"), null=True, blank=True)
+    retest_needed = models.BooleanField(_("re-test needed"), default=False)
+    rejection_reason = models.ForeignKey(RejectionReason, on_delete=models.PROTECT, null=True, blank=True)
+
+    registered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices, default=Channel.WEB)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("sample")
+        verbose_name_plural = _("samples")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["client_lab", "client_code"],
+                condition=~models.Q(client_code=""),
+                name="sample_client_code_unique_per_lab",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["laboratory", "state", "collected_at"]),
+            models.Index(fields=["establishment", "state", "collected_at"]),
+            models.Index(fields=["collected_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"Sample {self.number}"
+
+    @property
+    def number(self) -> int:
+        return PUBLIC_NUMBER_OFFSET + self.pk
+
+    @staticmethod
+    def pk_from_number(number: int | str) -> int | None:
+        try:
+            value = int(number)
+        except (TypeError, ValueError):
+            return None
+        return value - PUBLIC_NUMBER_OFFSET if value > PUBLIC_NUMBER_OFFSET else None
+
+
+class EventKind(models.TextChoices):
+    REGISTERED = "registered", _("Registered")
+    EDITED = "edited", _("Edited")
+    CANCELLED = "cancelled", _("Cancelled")
+    DISPATCHED = "dispatched", _("Dispatched")
+    RECEIVED = "received", _("Received")
+    REJECTED = "rejected", _("Rejected")
+    RETURNED = "returned", _("Returned")
+    FORWARDED = "forwarded", _("Forwarded to another laboratory")
+    RESULT_DELIVERED = "result_delivered", _("Result delivered")
+    RESULT_CORRECTED = "result_corrected", _("Result corrected")
+    CORRECTION_AUTHORISED = "correction_authorised", _("Late correction authorised")
+    MISSING = "missing", _("Missing from shipment")
+    DAMAGED = "damaged", _("Damaged on arrival")
+
+
+class AppendOnlyModel(models.Model):
+    """Rows are written once. The ORM refuses updates and deletes; the audit trail catches anything else."""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise RuntimeError(f"{type(self).__name__} rows are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(f"{type(self).__name__} rows are append-only")
+
+
+class SampleEvent(AppendOnlyModel):
+    sample = models.ForeignKey(Sample, on_delete=models.PROTECT, related_name="events")
+    kind = models.CharField(max_length=24, choices=EventKind.choices)
+    at = models.DateTimeField(db_index=True)
+    # When it happened according to the caller (e.g. the lab's reception time), if it differs from `at`.
+    occurred_at = models.DateTimeField(null=True, blank=True)
+    actor = models.CharField(max_length=120)  # "user:12" / "apikey:3" / "system"
+    actor_user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+")
+    laboratory = models.ForeignKey(Laboratory, on_delete=models.PROTECT, null=True, related_name="+")
+    establishment = models.ForeignKey(Establishment, on_delete=models.PROTECT, null=True, related_name="+")
+    from_state = models.CharField(max_length=16, blank=True)
+    to_state = models.CharField(max_length=16, blank=True)
+    reason = models.CharField(max_length=250, blank=True)
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        verbose_name = _("sample event")
+        verbose_name_plural = _("sample events")
+
+
+class ShipmentItem(models.Model):
+    class Outcome(models.TextChoices):
+        PENDING = "pending", _("In transit")
+        RECEIVED = "received", _("Received")
+        MISSING = "missing", _("Missing")
+        DAMAGED = "damaged", _("Damaged")
+
+    shipment = models.ForeignKey(Shipment, on_delete=models.CASCADE, related_name="items")
+    sample = models.ForeignKey(Sample, on_delete=models.PROTECT, related_name="shipment_items")
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.PENDING)
+    note = models.CharField(max_length=250, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["shipment", "sample"], name="shipment_item_unique")]
+
+
+def report_upload_path(instance: Result, filename: str) -> str:
+    # Never the patient's name in a path: only the sample number and the content hash.
+    digest = instance.report_sha256[:16]
+    return f"reports/{instance.sample_id % 1000:03d}/{instance.sample_id}-{instance.version}-{digest}.pdf"
+
+
+class Result(AppendOnlyModel):
+    """Every version of a sample's result, first delivery and corrections alike."""
+
+    sample = models.ForeignKey(Sample, on_delete=models.PROTECT, related_name="results")
+    version = models.PositiveSmallIntegerField()
+    value = models.ForeignKey(ResultValue, on_delete=models.PROTECT)
+    reported_at = models.DateTimeField(_("result time"))
+    entered_at = models.DateTimeField()
+    laboratory = models.ForeignKey(Laboratory, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    actor = models.CharField(max_length=120)
+    report = models.FileField(upload_to=report_upload_path, blank=True)
+    report_sha256 = models.CharField(max_length=64, blank=True)
+    report_content_type = models.CharField(max_length=80, blank=True)
+    reason = models.CharField(_("correction reason"), max_length=250, blank=True)
+    authorization = models.ForeignKey(
+        "CorrectionAuthorization", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # Results fanned out from a pooled tube point at the pool's result.
+    from_pool_result = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+
+    class Meta:
+        ordering = ["sample", "version"]
+        constraints = [models.UniqueConstraint(fields=["sample", "version"], name="result_version_unique")]
+        verbose_name = _("result")
+        verbose_name_plural = _("results")
+
+
+class CorrectionAuthorization(models.Model):
+    sample = models.ForeignKey(Sample, on_delete=models.PROTECT, related_name="correction_authorizations")
+    reason = models.CharField(_("reason"), max_length=250)
+    authorised_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    authorised_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("late correction authorisation")
+        verbose_name_plural = _("late correction authorisations")

@@ -1,0 +1,1217 @@
+"""Every write of the life of a sample: register, edit, cancel, ship, receive, reject, return, forward,
+deliver and correct results, authorise late corrections.
+
+Each service takes typed keyword arguments and an `Actor`, runs in one transaction, checks the actor's right to
+act, checks the state table (`states.py`), records an append-only `SampleEvent` per change and the matching audit
+entry, and announces committed events after commit. Retries are harmless: a repeated receipt or result with the
+same content returns the stored outcome and records nothing new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from muestra.accounts.models import Role
+from muestra.accounts.scoping import Actor, scoped
+from muestra.audit.services import AuditItem, audit_record_many
+from muestra.catalog.models import Interpretation, ResultValue
+from muestra.core.errors import (
+    Conflict,
+    DomainError,
+    ErrorCollector,
+    FieldError,
+    IllegalTransition,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+)
+from muestra.facilities.models import Laboratory
+from muestra.patients.services import patient_resolve, patients_resolve_many
+from muestra.samples import lookups
+from muestra.samples.inputs import ResolvedSample, SampleInput, check_collected_at, resolve_sample
+from muestra.samples.models import (
+    Channel,
+    CorrectionAuthorization,
+    EventKind,
+    Result,
+    Sample,
+    SampleEvent,
+    SampleState,
+    Shipment,
+    ShipmentItem,
+)
+from muestra.samples.signals import sample_events_committed
+from muestra.samples.states import Step, ensure_allowed
+
+S = SampleState
+
+#: A tube that arrives broken or leaking is rejected as spilled (the official reason closest to it).
+REJECTION_DAMAGED = "spilled"
+
+
+# --- shared helpers ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Recorder:
+    """Collects the events and audit items of one transaction and writes them in bulk at the end."""
+
+    actor: Actor
+    channel: str
+    events: list[SampleEvent] = field(default_factory=list)
+    audit: list[AuditItem] = field(default_factory=list)
+
+    def event(
+        self,
+        sample: Sample,
+        kind: str,
+        *,
+        from_state: str = "",
+        reason: str = "",
+        occurred_at: datetime | None = None,
+        data: dict[str, Any] | None = None,
+        laboratory_id: int | None = None,
+        audit_data: dict[str, Any] | None = None,
+    ) -> None:
+        now = timezone.now()
+        self.events.append(
+            SampleEvent(
+                sample=sample,
+                kind=kind,
+                at=now,
+                occurred_at=occurred_at,
+                actor=self.actor.label,
+                actor_user=self.actor.user,
+                laboratory_id=laboratory_id or sample.laboratory_id,
+                establishment_id=sample.establishment_id,
+                from_state=from_state,
+                to_state=sample.state,
+                reason=reason[:250],
+                channel=self.channel,
+                data=data or {},
+            )
+        )
+        self.audit.append(
+            AuditItem(
+                f"sample.{kind}",
+                "sample",
+                sample.number,
+                {"from": from_state, "to": sample.state, "channel": self.channel, **(audit_data or {})},
+            )
+        )
+
+    def flush(self) -> None:
+        if self.events:
+            SampleEvent.objects.bulk_create(self.events)
+            ids = [e.pk for e in self.events if e.pk is not None]
+            transaction.on_commit(lambda: sample_events_committed.send(sender=SampleEvent, event_ids=ids))
+        audit_record_many(actor=self.actor.label, items=self.audit)
+        self.events = []
+        self.audit = []
+
+
+def _require_writer(actor: Actor) -> None:
+    if actor.roles <= {Role.AUTHORITY_VIEWER} and not actor.is_admin:
+        raise PermissionDenied(_("Your role may read but not change samples."))
+
+
+def _lock_sample(actor: Actor, sample_id: int) -> Sample:
+    """The sample, row-locked for the rest of the transaction, or NotFound when missing or out of scope."""
+    sample = scoped(actor, Sample.objects.select_for_update()).filter(pk=sample_id).first()
+    if sample is None:
+        raise NotFound(_("Sample not found."), field="sample")
+    return sample
+
+
+def _require_lab(actor: Actor, sample: Sample) -> Laboratory:
+    """Lab steps may only be taken by the sample's current destination lab."""
+    if not actor.acts_for_laboratory(sample.laboratory_id):
+        raise PermissionDenied(
+            _("Sample %(number)s is assigned to another laboratory.") % {"number": sample.number},
+            code="wrong_laboratory",
+            field="laboratory",
+        )
+    lab = lookups.laboratory_by_pk(sample.laboratory_id)
+    assert lab is not None
+    return lab
+
+
+def _require_establishment_side(actor: Actor, sample: Sample) -> None:
+    """Edits before receipt: the establishment's staff, or the lab that created the sample through its LIS."""
+    if actor.acts_for_establishment(sample.establishment_id):
+        return
+    if sample.client_lab_id is not None and actor.acts_for_laboratory(sample.client_lab_id):
+        return
+    raise PermissionDenied(_("Only the establishment that took the sample may change it."))
+
+
+def _not_member(sample: Sample) -> None:
+    if sample.pool_id is not None:
+        raise IllegalTransition(
+            _("Sample %(number)s is part of a pooled tube; act on the pool tube instead.") % {"number": sample.number},
+            field="sample",
+        )
+
+
+def _move(sample: Sample, to_state: str, now: datetime) -> str:
+    previous = sample.state
+    sample.state = to_state
+    sample.state_changed_at = now
+    return previous
+
+
+def _members(sample: Sample) -> list[Sample]:
+    return list(Sample.objects.select_for_update().filter(pool=sample)) if sample.is_pool else []
+
+
+# --- registration ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ItemOutcome:
+    """The fate of one item of a batch: the stored sample, or the reasons it was refused."""
+
+    index: int
+    sample: Sample | None = None
+    created: bool = False
+    errors: list[FieldError] = field(default_factory=list)
+    error: DomainError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.sample is not None
+
+
+def _check_registration_rights(actor: Actor, resolved: ResolvedSample, errors: ErrorCollector) -> None:
+    _require_writer(actor)
+    if actor.is_admin:
+        return
+    if actor.acts_for_establishment(resolved.establishment.pk):
+        return
+    if resolved.laboratory is not None and actor.acts_for_laboratory(resolved.laboratory.pk):
+        return  # a lab's LIS registers the samples it will analyse (national API behaviour)
+    if actor.laboratory_ids:
+        errors.add("laboratory", "wrong_laboratory", _("A laboratory may only register samples addressed to itself."))
+    else:
+        errors.add(
+            "establishment",
+            "not_yours",
+            _("You may not register samples for establishment %(est)s.") % {"est": resolved.establishment.code},
+        )
+
+
+def _existing_by_client_code(actor: Actor, data: SampleInput, resolved: ResolvedSample) -> Sample | None:
+    """For retried creations from a LIS: the sample already stored under this lab's own code."""
+    if not data.client_code or resolved.laboratory is None:
+        return None
+    return Sample.objects.filter(client_lab=resolved.laboratory, client_code=data.client_code).first()
+
+
+def _same_registration(sample: Sample, resolved: ResolvedSample) -> bool:
+    return (
+        sample.establishment_id == resolved.establishment.pk
+        and sample.test_id == resolved.test.pk
+        and sample.sample_type_id == resolved.sample_type.pk
+        and sample.collected_at == resolved.collected_at
+        and (
+            resolved.patient is None
+            or resolved.patient.identity_key is None
+            or (
+                sample.patient is not None
+                and (sample.patient.document_type_id, sample.patient.document_number, sample.patient.document_issuer)
+                == resolved.patient.identity_key
+            )
+        )
+    )
+
+
+def _build_sample(actor: Actor, resolved: ResolvedSample, channel: str, now: datetime) -> Sample:
+    data = resolved.source
+    is_lab_created = (
+        resolved.laboratory is not None
+        and actor.acts_for_laboratory(resolved.laboratory.pk)
+        and not actor.acts_for_establishment(resolved.establishment.pk)
+    )
+    return Sample(
+        establishment=resolved.establishment,
+        laboratory=resolved.laboratory,
+        disease_id=resolved.test.disease_id,
+        test=resolved.test,
+        sample_type=resolved.sample_type,
+        strategy=resolved.strategy,
+        substrategy=resolved.substrategy,
+        active_case_finding=data.active_case_finding
+        or bool(resolved.strategy and resolved.strategy.active_case_finding),
+        collected_at=resolved.collected_at,
+        client_code=data.client_code or "",
+        client_lab=resolved.laboratory if data.client_code else None,
+        tube_code=data.tube_code or None,
+        responsible_run=resolved.responsible_run,
+        ordering_physician_run=resolved.ordering_physician_run,
+        without_medical_order=data.without_medical_order,
+        surveillance_number=data.surveillance_number or "",
+        answers=data.answers or {},
+        # A lab's own LIS registers samples it already holds on its way: the national platform put them straight
+        # into "sent to lab" (state 2).
+        state=S.DISPATCHED if is_lab_created else S.REGISTERED,
+        state_changed_at=now,
+        registered_by=actor.user,
+        channel=channel,
+        is_pool=bool(resolved.pool_members),
+    )
+
+
+def _apply_registration_result(
+    sample: Sample, resolved: ResolvedSample, actor: Actor, rec: _Recorder, now: datetime
+) -> Result | None:
+    if resolved.result_value is None:
+        return None
+    previous = _move(sample, S.RESULT, now)
+    sample.result_value = resolved.result_value
+    sample.result_at = resolved.result_at
+    sample.save(update_fields=["state", "state_changed_at", "result_value", "result_at"])
+    result = Result.objects.create(
+        sample=sample,
+        version=1,
+        value=resolved.result_value,
+        reported_at=resolved.result_at or now,
+        entered_at=now,
+        actor=actor.label,
+    )
+    rec.event(
+        sample,
+        EventKind.RESULT_DELIVERED,
+        from_state=previous,
+        data={"result": resolved.result_value.code, "point_of_care": True},
+        audit_data={"result": resolved.result_value.code},
+    )
+    return result
+
+
+def _register_one(actor: Actor, data: SampleInput, channel: str) -> tuple[Sample, bool]:
+    errors = ErrorCollector()
+    resolved = resolve_sample(data, errors)
+    if resolved is not None:
+        _check_registration_rights(actor, resolved, errors)
+    errors.raise_if_any()
+    assert resolved is not None
+    existing = _existing_by_client_code(actor, data, resolved)
+    if existing is not None:
+        if _same_registration(existing, resolved):
+            return existing, False
+        raise Conflict(
+            _("The laboratory's own code %(code)s is already used by sample %(number)s.")
+            % {"code": data.client_code, "number": existing.number},
+            field="client_code",
+        )
+    now = timezone.now()
+    rec = _Recorder(actor, channel)
+    with transaction.atomic():
+        sample = _build_sample(actor, resolved, channel, now)
+        if resolved.patient is not None:
+            sample.patient = patient_resolve(resolved.patient)[0]
+        try:
+            with transaction.atomic():
+                sample.save()
+        except IntegrityError as exc:
+            raise Conflict(
+                _("A sample with this tube barcode or laboratory code already exists."),
+                field="client_code" if data.client_code else "tube_code",
+            ) from exc
+        rec.event(
+            sample,
+            EventKind.REGISTERED,
+            data=_registration_event_data(sample),
+            audit_data={"establishment": resolved.establishment.code},
+        )
+        for member_data in resolved.pool_members:
+            member = _build_sample(actor, resolved, channel, now)
+            member.is_pool = False
+            member.pool = sample
+            member.client_code = ""
+            member.client_lab = None
+            member.tube_code = None
+            member.patient = patient_resolve(member_data)[0]
+            member.save()
+            rec.event(member, EventKind.REGISTERED, data={"pool": sample.number})
+        _apply_registration_result(sample, resolved, actor, rec, now)
+        rec.flush()
+    return sample, True
+
+
+def _registration_event_data(sample: Sample) -> dict[str, Any]:
+    return {"laboratory": sample.laboratory_id, "test": sample.test_id, "pool": sample.is_pool}
+
+
+def sample_register(*, actor: Actor, data: SampleInput, channel: str = Channel.API) -> tuple[Sample, bool]:
+    """Registers one sample (or a pooled tube with its members). Returns (sample, created).
+
+    A retry by a LIS with the same own code and the same content returns the stored sample (created=False);
+    the same code with different content is a Conflict.
+    """
+    return _register_one(actor, data, channel)
+
+
+def sample_register_batch(
+    *, actor: Actor, items: Sequence[SampleInput], channel: str = Channel.API, all_or_nothing: bool = False
+) -> list[ItemOutcome]:
+    """Registers many samples item by item: good items are stored, bad ones come back with their reasons.
+
+    The common case (plain samples, valid, new) is written in bulk; anything unusual (pools, point-of-care
+    results, retries, a uniqueness race) goes through the one-by-one path so its outcome is exact.
+    `all_or_nothing` reproduces the national API v2 (one bad item refuses the whole batch).
+    """
+    max_items = settings.MUESTRA["MAX_BATCH_ITEMS"]
+    if len(items) > max_items:
+        raise ValidationFailed(_("A batch holds at most %(max)d items.") % {"max": max_items}, field="items")
+    outcomes = [ItemOutcome(index=i) for i in range(len(items))]
+    fast: list[tuple[int, ResolvedSample]] = []
+    slow: list[int] = []
+    seen_codes: dict[tuple[int, str], int] = {}
+    for i, data in enumerate(items):
+        errors = ErrorCollector()
+        resolved = resolve_sample(data, errors)
+        if resolved is not None:
+            _check_registration_rights(actor, resolved, errors)
+        if errors:
+            outcomes[i].errors = errors.errors
+            continue
+        assert resolved is not None
+        if resolved.pool_members or resolved.result_value is not None or data.tube_code:
+            slow.append(i)
+            continue
+        if data.client_code and resolved.laboratory is not None:
+            code_key = (resolved.laboratory.pk, data.client_code)
+            if code_key in seen_codes:
+                outcomes[i].errors = [
+                    FieldError(
+                        "client_code",
+                        "duplicate",
+                        _("The laboratory's own code %(code)s appears twice in this batch.")
+                        % {"code": data.client_code},
+                    )
+                ]
+                continue
+            seen_codes[code_key] = i
+        fast.append((i, resolved))
+    if all_or_nothing and any(o.errors for o in outcomes):
+        return outcomes
+
+    # Retries: items whose own code is already stored go one by one (same content -> success, else conflict).
+    if seen_codes:
+        lab_ids = {k[0] for k in seen_codes}
+        stored = set(
+            Sample.objects.filter(client_lab_id__in=lab_ids, client_code__in=[k[1] for k in seen_codes]).values_list(
+                "client_lab_id", "client_code"
+            )
+        )
+        if stored:
+            retry = {seen_codes[k] for k in stored if k in seen_codes}
+            slow.extend(i for i, _r in fast if i in retry)
+            fast = [(i, r) for i, r in fast if i not in retry]
+
+    if fast:
+        try:
+            _register_bulk(actor, fast, channel, outcomes)
+        except IntegrityError:
+            slow.extend(i for i, _r in fast)  # a concurrent writer took a code: settle each exactly
+    for i in sorted(slow):
+        try:
+            with transaction.atomic():
+                outcomes[i].sample, outcomes[i].created = _register_one(actor, items[i], channel)
+        except DomainError as exc:
+            outcomes[i].error = exc
+            outcomes[i].errors = exc.errors or [FieldError(exc.field or "", exc.code, exc.message)]
+    return outcomes
+
+
+def _register_bulk(
+    actor: Actor, fast: list[tuple[int, ResolvedSample]], channel: str, outcomes: list[ItemOutcome]
+) -> None:
+    now = timezone.now()
+    rec = _Recorder(actor, channel)
+    with transaction.atomic():
+        patients = patients_resolve_many([r.patient for _i, r in fast if r.patient is not None])
+        samples = []
+        patient_iter = iter(patients)
+        for _i, resolved in fast:
+            sample = _build_sample(actor, resolved, channel, now)
+            if resolved.patient is not None:
+                sample.patient = next(patient_iter)
+            samples.append(sample)
+        Sample.objects.bulk_create(samples)
+        for sample in samples:
+            rec.event(
+                sample,
+                EventKind.REGISTERED,
+                data=_registration_event_data(sample),
+                audit_data={"establishment": sample.establishment.code},
+            )
+        rec.flush()
+    for (i, _resolved), sample in zip(fast, samples, strict=True):
+        outcomes[i].sample = sample
+        outcomes[i].created = True
+
+
+# --- edit and cancel before receipt ---------------------------------------------------------------------------
+
+EDITABLE_FIELDS = {
+    "sample_type",
+    "strategy",
+    "substrategy",
+    "collected_at",
+    "laboratory",
+    "surveillance_number",
+    "active_case_finding",
+    "ordering_physician_run",
+    "without_medical_order",
+}
+
+
+def sample_update(*, actor: Actor, sample_id: int, changes: dict[str, Any], channel: str = Channel.API) -> Sample:
+    """Edits a sample that the lab has not yet received. `changes` maps field names to new values (codes)."""
+    _require_writer(actor)
+    unknown = set(changes) - EDITABLE_FIELDS
+    if unknown:
+        raise ValidationFailed(
+            _("These fields cannot be edited: %(fields)s.") % {"fields": ", ".join(sorted(unknown))},
+            field=sorted(unknown)[0],
+        )
+    with transaction.atomic():
+        sample = _lock_sample(actor, sample_id)
+        _require_establishment_side(actor, sample)
+        _not_member(sample)
+        ensure_allowed(sample, Step.EDIT)
+        errors = ErrorCollector()
+        before: dict[str, Any] = {}
+        for name, value in changes.items():
+            before[name] = _apply_edit(sample, name, value, errors)
+        errors.raise_if_any()
+        changed = [n for n in changes if before[n] != _field_value(sample, n)]
+        if not changed:
+            return sample
+        fields = [f"{n}_id" if n in {"sample_type", "strategy", "substrategy", "laboratory"} else n for n in changed]
+        sample.save(update_fields=[*{f.removesuffix("_id") for f in fields}, "updated_at"])
+        if "laboratory" in changed and sample.state == S.DISPATCHED:
+            pass  # the tube is on its way to the new lab; its manifest is corrected by the shipment screens
+        members = _members(sample)
+        for member in members:
+            for name in changed:
+                setattr(member, name, getattr(sample, name))
+            member.save(update_fields=[*{f.removesuffix("_id") for f in fields}, "updated_at"])
+        rec = _Recorder(actor, channel)
+        rec.event(
+            sample, EventKind.EDITED, from_state=sample.state, data={"fields": changed}, audit_data={"fields": changed}
+        )
+        rec.flush()
+    return sample
+
+
+def _field_value(sample: Sample, name: str) -> Any:
+    if name in {"sample_type", "strategy", "substrategy", "laboratory"}:
+        return getattr(sample, f"{name}_id")
+    return getattr(sample, name)
+
+
+def _apply_edit(sample: Sample, name: str, value: Any, errors: ErrorCollector) -> Any:
+    before = _field_value(sample, name)
+    if name == "sample_type":
+        st = lookups.sample_type(value)
+        test = lookups.test(sample.test.code)
+        if st is None or test is None or not lookups.test_accepts(test, sample_type_id=st.pk):
+            errors.add(name, "unknown_code", _("Unknown sample type %(value)r.") % {"value": value})
+        else:
+            sample.sample_type = st
+    elif name in {"strategy", "substrategy"}:
+        strategy = lookups.strategy(value) if value else None
+        if value and strategy is None:
+            errors.add(name, "unknown_code", _("Unknown strategy %(value)r.") % {"value": value})
+        else:
+            setattr(sample, name, strategy)
+    elif name == "collected_at":
+        check_collected_at(value, errors)
+        if value is not None:
+            sample.collected_at = value
+    elif name == "laboratory":
+        lab = lookups.laboratory(value)
+        if lab is None:
+            errors.add(name, "unknown_code", _("Unknown laboratory %(value)r.") % {"value": value})
+        elif lab.pk not in lookups.assigned_lab_ids(sample.establishment_id):
+            errors.add(
+                name,
+                "not_assigned",
+                _("Laboratory %(lab)s is not assigned to establishment %(est)s.")
+                % {"lab": lab.platform_id, "est": sample.establishment.code},
+            )
+        elif sample.disease_id not in lookups.lab_disease_ids(lab.pk):
+            errors.add(
+                name,
+                "not_authorised",
+                _("Laboratory %(lab)s is not authorised for this disease.") % {"lab": lab.platform_id},
+            )
+        else:
+            sample.laboratory = lab
+    else:
+        setattr(sample, name, value)
+    return before
+
+
+def sample_cancel(*, actor: Actor, sample_id: int, reason: str, channel: str = Channel.API) -> Sample:
+    _require_writer(actor)
+    if not reason or not reason.strip():
+        raise ValidationFailed(_("A reason is required to cancel a sample."), field="reason")
+    with transaction.atomic():
+        sample = _lock_sample(actor, sample_id)
+        _require_establishment_side(actor, sample)
+        _not_member(sample)
+        if sample.state == S.CANCELLED:
+            return sample
+        ensure_allowed(sample, Step.CANCEL)
+        now = timezone.now()
+        rec = _Recorder(actor, channel)
+        for target in [sample, *_members(sample)]:
+            previous = _move(target, S.CANCELLED, now)
+            target.save(update_fields=["state", "state_changed_at", "updated_at"])
+            rec.event(target, EventKind.CANCELLED, from_state=previous, reason=reason)
+        rec.flush()
+    return sample
+
+
+# --- shipments -----------------------------------------------------------------------------------------------
+
+
+def shipment_create(
+    *, actor: Actor, establishment_code: str, laboratory_id: int | str, sample_ids: Sequence[int] = (), note: str = ""
+) -> Shipment:
+    """Opens a manifest from an establishment to one of its assigned labs, optionally with samples in it."""
+    _require_writer(actor)
+    errors = ErrorCollector()
+    establishment = lookups.establishment(establishment_code)
+    lab = lookups.laboratory(laboratory_id)
+    if establishment is None or not actor.acts_for_establishment(establishment.pk):
+        errors.add(
+            "establishment", "unknown_code", _("Unknown establishment %(value)r.") % {"value": establishment_code}
+        )
+    if lab is None:
+        errors.add("laboratory", "unknown_code", _("Unknown laboratory %(value)r.") % {"value": laboratory_id})
+    elif establishment is not None and lab.pk not in lookups.assigned_lab_ids(establishment.pk):
+        errors.add(
+            "laboratory",
+            "not_assigned",
+            _("Laboratory %(lab)s is not assigned to establishment %(est)s.")
+            % {"lab": lab.platform_id, "est": establishment.code},
+        )
+    errors.raise_if_any()
+    assert establishment is not None and lab is not None
+    with transaction.atomic():
+        shipment = Shipment.objects.create(
+            establishment=establishment, laboratory=lab, note=note[:250], created_by=actor.user
+        )
+        audit_record_many(
+            actor=actor.label,
+            items=[AuditItem("shipment.create", "shipment", shipment.number, {"laboratory": lab.platform_id})],
+        )
+        if sample_ids:
+            shipment_add_samples(actor=actor, shipment_id=shipment.pk, sample_ids=sample_ids)
+    return shipment
+
+
+def _lock_shipment(actor: Actor, shipment_id: int) -> Shipment:
+    shipment = scoped(actor, Shipment.objects.select_for_update()).filter(pk=shipment_id).first()
+    if shipment is None:
+        raise NotFound(_("Shipment not found."), field="shipment")
+    return shipment
+
+
+def shipment_add_samples(*, actor: Actor, shipment_id: int, sample_ids: Sequence[int]) -> list[ItemOutcome]:
+    """Puts samples in an open manifest, item by item (a tube of another lab or state is refused alone)."""
+    _require_writer(actor)
+    outcomes = []
+    with transaction.atomic():
+        shipment = _lock_shipment(actor, shipment_id)
+        if not actor.acts_for_establishment(shipment.establishment_id):
+            raise PermissionDenied(_("Only the sending establishment may fill its shipment."))
+        if shipment.state != Shipment.State.OPEN:
+            raise IllegalTransition(_("The shipment was already dispatched."), field="shipment")
+        for i, sample_id in enumerate(sample_ids):
+            outcome = ItemOutcome(index=i)
+            try:
+                with transaction.atomic():
+                    sample = _lock_sample(actor, sample_id)
+                    _not_member(sample)
+                    if (
+                        sample.establishment_id != shipment.establishment_id
+                        or sample.laboratory_id != shipment.laboratory_id
+                    ):
+                        raise ValidationFailed(
+                            _("Sample %(number)s goes to another laboratory or comes from another establishment.")
+                            % {"number": sample.number},
+                            field="sample",
+                        )
+                    ensure_allowed(sample, Step.DISPATCH)
+                    _item, created = ShipmentItem.objects.get_or_create(shipment=shipment, sample=sample)
+                    if sample.shipment_id != shipment.pk:
+                        sample.shipment = shipment
+                        sample.save(update_fields=["shipment", "updated_at"])
+                    outcome.sample, outcome.created = sample, created
+            except DomainError as exc:
+                outcome.error = exc
+                outcome.errors = exc.errors or [FieldError(exc.field or "", exc.code, exc.message)]
+            outcomes.append(outcome)
+    return outcomes
+
+
+def shipment_remove_sample(*, actor: Actor, shipment_id: int, sample_id: int) -> None:
+    _require_writer(actor)
+    with transaction.atomic():
+        shipment = _lock_shipment(actor, shipment_id)
+        if shipment.state != Shipment.State.OPEN or not actor.acts_for_establishment(shipment.establishment_id):
+            raise IllegalTransition(_("The shipment was already dispatched."), field="shipment")
+        ShipmentItem.objects.filter(shipment=shipment, sample_id=sample_id).delete()
+        Sample.objects.filter(pk=sample_id, shipment=shipment).update(shipment=None)
+
+
+def shipment_dispatch(*, actor: Actor, shipment_id: int, channel: str = Channel.API) -> Shipment:
+    """Closes the manifest and marks every sample in it as sent to the lab. Dispatching twice is harmless."""
+    _require_writer(actor)
+    with transaction.atomic():
+        shipment = _lock_shipment(actor, shipment_id)
+        if not actor.acts_for_establishment(shipment.establishment_id):
+            raise PermissionDenied(_("Only the sending establishment may dispatch its shipment."))
+        if shipment.state != Shipment.State.OPEN:
+            return shipment
+        samples = list(Sample.objects.select_for_update().filter(shipment_items__shipment=shipment))
+        if not samples:
+            raise ValidationFailed(_("An empty shipment cannot be dispatched."), field="samples")
+        now = timezone.now()
+        rec = _Recorder(actor, channel)
+        members = list(Sample.objects.select_for_update().filter(pool__in=[s for s in samples if s.is_pool]))
+        for sample in [*samples, *members]:
+            if sample.state != S.REGISTERED:
+                continue
+            previous = _move(sample, S.DISPATCHED, now)
+            sample.save(update_fields=["state", "state_changed_at", "updated_at"])
+            rec.event(sample, EventKind.DISPATCHED, from_state=previous, data={"shipment": shipment.number})
+        shipment.state = Shipment.State.DISPATCHED
+        shipment.dispatched_at = now
+        shipment.save(update_fields=["state", "dispatched_at"])
+        rec.audit.append(AuditItem("shipment.dispatch", "shipment", shipment.number, {"samples": len(samples)}))
+        rec.flush()
+    return shipment
+
+
+# --- laboratory: receipt, rejection, return, forwarding ----------------------------------------------------------
+
+
+def _receive_locked(
+    actor: Actor, sample: Sample, received_at: datetime | None, rec: _Recorder, *, implicit: bool = False
+) -> bool:
+    """Receives a locked sample. Returns False (and records nothing) when this lab had already received it."""
+    _require_lab(actor, sample)
+    _not_member(sample)
+    if sample.received_at is not None and sample.state in {S.RECEIVED, S.RESULT}:
+        return False  # a retried receipt: harmless
+    ensure_allowed(sample, Step.RECEIVE)
+    now = timezone.now()
+    when = received_at or now
+    if when > now + timedelta(minutes=settings.MUESTRA["FUTURE_TOLERANCE_MINUTES"]):
+        raise ValidationFailed(_("The reception time cannot be in the future."), field="received_at")
+    if when < sample.collected_at:
+        raise ValidationFailed(_("The reception time cannot be before the collection time."), field="received_at")
+    for target in [sample, *_members(sample)]:
+        previous = _move(target, S.RECEIVED, now)
+        target.received_at = when
+        target.save(update_fields=["state", "state_changed_at", "received_at", "updated_at"])
+        rec.event(
+            target,
+            EventKind.RECEIVED,
+            from_state=previous,
+            occurred_at=when,
+            data={"implicit": True} if implicit else None,
+        )
+    if sample.shipment_id:
+        ShipmentItem.objects.filter(
+            shipment_id=sample.shipment_id, sample=sample, outcome=ShipmentItem.Outcome.PENDING
+        ).update(outcome=ShipmentItem.Outcome.RECEIVED)
+    return True
+
+
+def sample_receive(
+    *, actor: Actor, sample_id: int, received_at: datetime | None = None, channel: str = Channel.API
+) -> tuple[Sample, bool]:
+    """The lab receives a sample. Returns (sample, recorded); a repeated receipt returns recorded=False."""
+    with transaction.atomic():
+        sample = _lock_sample(actor, sample_id)
+        rec = _Recorder(actor, channel)
+        recorded = _receive_locked(actor, sample, received_at, rec)
+        rec.flush()
+    return sample, recorded
+
+
+def samples_receive(
+    *, actor: Actor, sample_ids: Sequence[int], received_at: datetime | None = None, channel: str = Channel.API
+) -> list[ItemOutcome]:
+    """Receives many samples, each in its own savepoint: one bad tube never blocks the box."""
+    outcomes = []
+    for i, sample_id in enumerate(sample_ids):
+        outcome = ItemOutcome(index=i)
+        try:
+            outcome.sample, outcome.created = sample_receive(
+                actor=actor, sample_id=sample_id, received_at=received_at, channel=channel
+            )
+        except DomainError as exc:
+            outcome.error = exc
+            outcome.errors = exc.errors or [FieldError(exc.field or "", exc.code, exc.message)]
+        outcomes.append(outcome)
+    return outcomes
+
+
+@dataclass
+class ShipmentReceipt:
+    shipment: Shipment
+    received: list[int]
+    already_received: list[int]
+    damaged: list[int]
+    missing: list[int]
+    unexpected: list[int]
+
+
+def shipment_receive(
+    *,
+    actor: Actor,
+    shipment_id: int,
+    received_sample_ids: Sequence[int],
+    damaged_sample_ids: Sequence[int] = (),
+    damage_reason: str = "",
+    received_at: datetime | None = None,
+    channel: str = Channel.API,
+) -> ShipmentReceipt:
+    """The lab receives a whole box: scanned tubes are received, damaged ones rejected as spilled/damaged,
+    tubes on the manifest but not scanned are recorded missing (they stay in transit for a later scan)."""
+    with transaction.atomic():
+        shipment = _lock_shipment(actor, shipment_id)
+        if not actor.acts_for_laboratory(shipment.laboratory_id):
+            raise PermissionDenied(_("This shipment is addressed to another laboratory."), code="wrong_laboratory")
+        if shipment.state == Shipment.State.OPEN:
+            raise IllegalTransition(_("The shipment has not been dispatched yet."), field="shipment")
+        items = {item.sample_id: item for item in ShipmentItem.objects.select_for_update().filter(shipment=shipment)}
+        received_ids = set(received_sample_ids)
+        damaged_ids = set(damaged_sample_ids)
+        receipt = ShipmentReceipt(shipment, [], [], [], [], sorted((received_ids | damaged_ids) - set(items)))
+        rec = _Recorder(actor, channel)
+        damaged_reason = lookups.rejection_reason(REJECTION_DAMAGED)
+        for sample_id, item in items.items():
+            sample = Sample.objects.select_for_update().get(pk=sample_id)
+            if sample_id in damaged_ids:
+                if sample.state != S.REJECTED:
+                    _reject_locked(actor, sample, damaged_reason, damage_reason or "damaged on arrival", rec)
+                    rec.event(sample, EventKind.DAMAGED, from_state=sample.state, reason=damage_reason)
+                item.outcome = ShipmentItem.Outcome.DAMAGED
+                item.note = damage_reason[:250]
+                receipt.damaged.append(sample_id)
+            elif sample_id in received_ids:
+                if _receive_locked(actor, sample, received_at, rec):
+                    receipt.received.append(sample_id)
+                else:
+                    receipt.already_received.append(sample_id)
+                item.outcome = ShipmentItem.Outcome.RECEIVED
+            elif item.outcome == ShipmentItem.Outcome.PENDING:
+                item.outcome = ShipmentItem.Outcome.MISSING
+                rec.event(sample, EventKind.MISSING, from_state=sample.state, data={"shipment": shipment.number})
+                receipt.missing.append(sample_id)
+            item.save(update_fields=["outcome", "note"])
+        shipment.state = Shipment.State.RECEIVED
+        shipment.received_at = shipment.received_at or timezone.now()
+        shipment.save(update_fields=["state", "received_at"])
+        rec.audit.append(
+            AuditItem(
+                "shipment.receive",
+                "shipment",
+                shipment.number,
+                {"received": len(receipt.received), "missing": len(receipt.missing), "damaged": len(receipt.damaged)},
+            )
+        )
+        rec.flush()
+    return receipt
+
+
+def _reject_locked(actor: Actor, sample: Sample, reason: Any, note: str, rec: _Recorder) -> None:
+    for target in [sample, *_members(sample)]:
+        previous = _move(target, S.REJECTED, timezone.now())
+        target.rejection_reason = reason
+        target.save(update_fields=["state", "state_changed_at", "rejection_reason", "updated_at"])
+        rec.event(
+            target,
+            EventKind.REJECTED,
+            from_state=previous,
+            reason=note,
+            data={"reason": reason.code if reason else ""},
+            audit_data={"reason": reason.code if reason else ""},
+        )
+
+
+def sample_reject(*, actor: Actor, sample_id: int, reason: str, note: str = "", channel: str = Channel.API) -> Sample:
+    """The lab rejects a sample with one of the official reasons. Rejecting again with the same reason is a no-op."""
+    reason_obj = lookups.rejection_reason(reason)
+    if reason_obj is None:
+        raise ValidationFailed(_("Unknown rejection reason %(value)r.") % {"value": reason}, field="reason")
+    with transaction.atomic():
+        sample = _lock_sample(actor, sample_id)
+        _require_lab(actor, sample)
+        _not_member(sample)
+        if sample.state == S.REJECTED and sample.rejection_reason_id == reason_obj.pk:
+            return sample
+        ensure_allowed(sample, Step.REJECT)
+        rec = _Recorder(actor, channel)
+        _reject_locked(actor, sample, reason_obj, note, rec)
+        rec.flush()
+    return sample
+
+
+def sample_return(*, actor: Actor, sample_id: int, reason: str = "", channel: str = Channel.API) -> Sample:
+    """The lab sends a sample back to its establishment (e.g. no capacity). Returning twice is a no-op."""
+    with transaction.atomic():
+        sample = _lock_sample(actor, sample_id)
+        _not_member(sample)
+        if sample.state == S.RETURNED:
+            if not actor.acts_for_laboratory(sample.laboratory_id):
+                raise PermissionDenied(
+                    _("Sample %(number)s is assigned to another laboratory.") % {"number": sample.number},
+                    code="wrong_laboratory",
+                )
+            return sample
+        _require_lab(actor, sample)
+        ensure_allowed(sample, Step.RETURN)
+        rec = _Recorder(actor, channel)
+        for target in [sample, *_members(sample)]:
+            previous = _move(target, S.RETURNED, timezone.now())
+            target.save(update_fields=["state", "state_changed_at", "updated_at"])
+            rec.event(target, EventKind.RETURNED, from_state=previous, reason=reason)
+        rec.flush()
+    return sample
+
+
+def sample_forward(
+    *, actor: Actor, sample_id: int, new_laboratory: int | str, reason: str = "", channel: str = Channel.API
+) -> Sample:
+    """Re-assigns a sample to another lab, which must then receive it (national `cambioLaboratorio`)."""
+    target_lab = lookups.laboratory(new_laboratory)
+    if target_lab is None:
+        raise ValidationFailed(_("Unknown laboratory %(value)r.") % {"value": new_laboratory}, field="new_laboratory")
+    with transaction.atomic():
+        sample = _lock_sample(actor, sample_id)
+        _not_member(sample)
+        if sample.laboratory_id == target_lab.pk and sample.state == S.DISPATCHED:
+            # Already forwarded there (a retry), or the caller is the new lab confirming: nothing to do.
+            return sample
+        current_lab = _require_lab(actor, sample)
+        ensure_allowed(sample, Step.FORWARD)
+        if sample.disease_id not in lookups.lab_disease_ids(target_lab.pk):
+            raise ValidationFailed(
+                _("Laboratory %(lab)s is not authorised for this disease.") % {"lab": target_lab.platform_id},
+                field="new_laboratory",
+            )
+        rec = _Recorder(actor, channel)
+        for target in [sample, *_members(sample)]:
+            previous = _move(target, S.DISPATCHED, timezone.now())
+            target.laboratory = target_lab
+            target.received_at = None
+            target.save(update_fields=["state", "state_changed_at", "laboratory", "received_at", "updated_at"])
+            rec.event(
+                target,
+                EventKind.FORWARDED,
+                from_state=previous,
+                reason=reason,
+                laboratory_id=current_lab.pk,
+                data={"from_laboratory": current_lab.platform_id, "to_laboratory": target_lab.platform_id},
+                audit_data={"to_laboratory": target_lab.platform_id},
+            )
+        rec.flush()
+    return sample
+
+
+# --- results ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ReportFile:
+    content: bytes
+    content_type: str = "application/pdf"
+    name: str = "report.pdf"
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+
+def _resolve_result_value(sample: Sample, value: str) -> ResultValue:
+    result_value = lookups.result_value(value)
+    if result_value is None or result_value.interpretation == Interpretation.RETEST:
+        raise ValidationFailed(_("Unknown result %(value)r.") % {"value": value}, field="result")
+    test = lookups.test(sample.test.code) if sample.test_id else None
+    if test is not None and not lookups.test_accepts(test, result_value_id=result_value.pk):
+        raise ValidationFailed(
+            _("Result %(value)s is not valid for test %(test)s.")
+            % {"value": result_value.display_name, "test": test.display_name},
+            field="result",
+        )
+    return result_value
+
+
+def _check_report(result_value: ResultValue, report: ReportFile | None) -> None:
+    if report is None:
+        if result_value.report_required:
+            raise ValidationFailed(_("The signed report file is required with this result."), field="report")
+        return
+    if len(report.content) > settings.MUESTRA["MAX_REPORT_BYTES"]:
+        raise ValidationFailed(_("The report file is too large."), field="report")
+    if not report.content:
+        raise ValidationFailed(_("The report file is empty."), field="report")
+
+
+def _check_result_time(sample: Sample, reported_at: datetime | None) -> datetime:
+    now = timezone.now()
+    when = reported_at or now
+    if when > now + timedelta(minutes=settings.MUESTRA["FUTURE_TOLERANCE_MINUTES"]):
+        raise ValidationFailed(_("The result time cannot be in the future."), field="reported_at")
+    if when < sample.collected_at:
+        raise ValidationFailed(_("The result time cannot be before the collection time."), field="reported_at")
+    return when
+
+
+def _store_result(
+    sample: Sample,
+    *,
+    version: int,
+    value: ResultValue,
+    reported_at: datetime,
+    actor: Actor,
+    report: ReportFile | None,
+    reason: str = "",
+    authorization: CorrectionAuthorization | None = None,
+    from_pool_result: Result | None = None,
+) -> Result:
+    result = Result(
+        sample=sample,
+        version=version,
+        value=value,
+        reported_at=reported_at,
+        entered_at=timezone.now(),
+        laboratory_id=sample.laboratory_id,
+        actor=actor.label,
+        reason=reason[:250],
+        authorization=authorization,
+        from_pool_result=from_pool_result,
+    )
+    if report is not None:
+        result.report_sha256 = report.sha256
+        result.report_content_type = report.content_type[:80]
+        result.report.save("report.pdf", ContentFile(report.content), save=False)
+    result.save()
+    sample.result_value = value
+    sample.result_at = reported_at
+    return result
+
+
+def _fan_out_pool(pool: Sample, pool_result: Result, actor: Actor, rec: _Recorder, *, kind: str) -> None:
+    """A negative pool makes every member negative; anything else marks every member for re-testing."""
+    retest_value = next(
+        (v for v in ResultValue.objects.filter(interpretation=Interpretation.RETEST, active=True)), None
+    )
+    negative = pool_result.value.interpretation == Interpretation.NEGATIVE
+    member_value = pool_result.value if negative else retest_value
+    if member_value is None:
+        raise DomainError(_("The catalogue has no re-test result value; ask an administrator."))
+    for member in _members(pool):
+        previous = member.state
+        version = member.results.count() + 1
+        _store_result(
+            member,
+            version=version,
+            value=member_value,
+            reported_at=pool_result.reported_at,
+            actor=actor,
+            report=None,
+            reason=pool_result.reason,
+            from_pool_result=pool_result,
+        )
+        member.retest_needed = not negative
+        _move(member, S.RESULT, timezone.now())
+        member.save(
+            update_fields=["state", "state_changed_at", "result_value", "result_at", "retest_needed", "updated_at"]
+        )
+        rec.event(
+            member,
+            kind,
+            from_state=previous,
+            data={"result": member_value.code, "pool": pool.number},
+            audit_data={"result": member_value.code},
+        )
+
+
+def result_deliver(
+    *,
+    actor: Actor,
+    sample_id: int,
+    value: str,
+    reported_at: datetime | None = None,
+    report: ReportFile | None = None,
+    channel: str = Channel.API,
+) -> tuple[Result, bool]:
+    """The lab delivers the result with its signed report. Returns (result, recorded).
+
+    The assigned lab may deliver to a sample it has not yet marked received: the receipt is recorded implicitly
+    first (a result proves the lab holds the tube). The same result again is harmless (recorded=False); a
+    different one is a Conflict, since changes go through `result_correct`.
+    """
+    with transaction.atomic():
+        sample = _lock_sample(actor, sample_id)
+        _require_lab(actor, sample)
+        _not_member(sample)
+        result_value = _resolve_result_value(sample, value)
+        if sample.state == S.RESULT:
+            if sample.result_value_id == result_value.pk:
+                return sample.results.order_by("-version").first(), False  # type: ignore[return-value]
+            raise Conflict(
+                _("Sample %(number)s already has a different result; send a correction instead.")
+                % {"number": sample.number},
+                field="result",
+            )
+        ensure_allowed(sample, Step.DELIVER_RESULT)
+        _check_report(result_value, report)
+        when = _check_result_time(sample, reported_at)
+        rec = _Recorder(actor, channel)
+        if sample.state != S.RECEIVED:
+            _receive_locked(actor, sample, min(when, timezone.now()), rec, implicit=True)
+        result = _store_result(sample, version=1, value=result_value, reported_at=when, actor=actor, report=report)
+        previous = _move(sample, S.RESULT, timezone.now())
+        sample.save(update_fields=["state", "state_changed_at", "result_value", "result_at", "updated_at"])
+        rec.event(
+            sample,
+            EventKind.RESULT_DELIVERED,
+            from_state=previous,
+            data={"result": result_value.code, "report_sha256": result.report_sha256},
+            audit_data={"result": result_value.code},
+        )
+        if sample.is_pool:
+            _fan_out_pool(sample, result, actor, rec, kind=EventKind.RESULT_DELIVERED)
+        rec.flush()
+    return result, True
+
+
+def result_correct(
+    *,
+    actor: Actor,
+    sample_id: int,
+    value: str,
+    reason: str,
+    reported_at: datetime | None = None,
+    report: ReportFile | None = None,
+    channel: str = Channel.API,
+) -> Result:
+    """Corrects a delivered result: once within the correction window, later only with an administrator's
+    authorisation (each authorisation allows one correction)."""
+    if not reason or not reason.strip():
+        raise ValidationFailed(_("A reason is required to correct a result."), field="reason")
+    with transaction.atomic():
+        sample = _lock_sample(actor, sample_id)
+        _require_lab(actor, sample)
+        _not_member(sample)
+        ensure_allowed(sample, Step.CORRECT_RESULT)
+        result_value = _resolve_result_value(sample, value)
+        history = list(sample.results.order_by("version"))
+        if (
+            history
+            and history[-1].value_id == result_value.pk
+            and (report is None or history[-1].report_sha256 == report.sha256)
+        ):
+            raise ValidationFailed(_("The correction is identical to the current result."), field="result")
+        _check_report(result_value, report)
+        when = _check_result_time(sample, reported_at)
+        window = timedelta(days=settings.MUESTRA["CORRECTION_WINDOW_DAYS"])
+        corrections = len(history) - 1
+        authorization = None
+        if corrections >= 1 or timezone.now() - history[0].entered_at > window:
+            authorization = (
+                CorrectionAuthorization.objects.select_for_update()
+                .filter(sample=sample, used_at__isnull=True)
+                .order_by("authorised_at")
+                .first()
+            )
+            if authorization is None:
+                raise PermissionDenied(
+                    _(
+                        "A result may be corrected once within %(days)d days; this correction needs a national "
+                        "administrator's authorisation."
+                    )
+                    % {"days": window.days},
+                    code="authorisation_required",
+                    field="result",
+                )
+            authorization.used_at = timezone.now()
+            authorization.save(update_fields=["used_at"])
+        result = _store_result(
+            sample,
+            version=len(history) + 1,
+            value=result_value,
+            reported_at=when,
+            actor=actor,
+            report=report or _previous_report(history[-1]),
+            reason=reason,
+            authorization=authorization,
+        )
+        sample.save(update_fields=["result_value", "result_at", "updated_at"])
+        rec = _Recorder(actor, channel)
+        rec.event(
+            sample,
+            EventKind.RESULT_CORRECTED,
+            from_state=S.RESULT,
+            reason=reason,
+            data={"result": result_value.code, "previous": history[-1].value.code, "version": result.version},
+            audit_data={"result": result_value.code, "version": result.version},
+        )
+        if sample.is_pool:
+            _fan_out_pool(sample, result, actor, rec, kind=EventKind.RESULT_CORRECTED)
+        rec.flush()
+    return result
+
+
+def _previous_report(previous: Result) -> ReportFile | None:
+    if not previous.report:
+        return None
+    with previous.report.open("rb") as handle:
+        return ReportFile(handle.read(), previous.report_content_type or "application/pdf")
+
+
+def correction_authorise(
+    *, actor: Actor, sample_id: int, reason: str, channel: str = Channel.WEB
+) -> CorrectionAuthorization:
+    """A national administrator allows one more correction of a sample's result."""
+    if not actor.is_admin or actor.user is None:
+        raise PermissionDenied(_("Only a national administrator may authorise a late correction."))
+    if not reason or not reason.strip():
+        raise ValidationFailed(_("A reason is required."), field="reason")
+    with transaction.atomic():
+        sample = _lock_sample(actor, sample_id)
+        if sample.state != S.RESULT:
+            raise IllegalTransition(_("Only a sample with a result can have its result corrected."), field="sample")
+        pending = CorrectionAuthorization.objects.filter(sample=sample, used_at__isnull=True).first()
+        if pending is not None:
+            return pending
+        authorization = CorrectionAuthorization.objects.create(
+            sample=sample, reason=reason[:250], authorised_by=actor.user, authorised_at=timezone.now()
+        )
+        rec = _Recorder(actor, channel)
+        rec.event(sample, EventKind.CORRECTION_AUTHORISED, from_state=sample.state, reason=reason)
+        rec.flush()
+    return authorization
