@@ -22,13 +22,14 @@ from muestra.catalog.models import (
     Test,
 )
 
-TRANSLATED_SEARCH = ("code", "name", "name_en", "name_vi", "pntm_name")
+TRANSLATED_SEARCH = ["code", "name", "name_en", "name_vi", "pntm_name"]
 
 
 class CatalogEntryAdmin(admin.ModelAdmin[Any]):
-    list_display: tuple[str, ...] = ("code", "name", "name_en", "name_vi", "pntm_name", "active")
-    list_filter: tuple[Any, ...] = ("active",)
-    search_fields: tuple[str, ...] = TRANSLATED_SEARCH
+    # Lists rather than tuples: the type checker fixes a tuple's length, which subclasses could not override.
+    list_display = ["code", "name", "name_en", "name_vi", "pntm_name", "active"]
+    list_filter = ["active"]
+    search_fields = list(TRANSLATED_SEARCH)
     ordering = ("code",)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
@@ -38,33 +39,49 @@ class CatalogEntryAdmin(admin.ModelAdmin[Any]):
 
 @admin.register(Disease)
 class DiseaseAdmin(CatalogEntryAdmin):
-    list_display = ("code", "name", "name_en", "snomed_code", "active")
-    search_fields = (*TRANSLATED_SEARCH, "=snomed_code")
+    list_display = ["code", "name", "name_en", "snomed_code", "active"]
+    search_fields = [*TRANSLATED_SEARCH, "=snomed_code"]
 
 
 @admin.register(Test)
 class TestAdmin(CatalogEntryAdmin):
-    list_display = (
-        "code", "name", "disease", "loinc_code", "method", "pooling_allowed", "result_at_registration",
-        "pntm_name", "active",
-    )
-    list_filter = ("active", "disease", "method", "pooling_allowed", "result_at_registration")
-    search_fields = (*TRANSLATED_SEARCH, "=loinc_code")
+    list_display = [
+        "code",
+        "name",
+        "disease",
+        "loinc_code",
+        "method",
+        "pooling_allowed",
+        "result_at_registration",
+        "pntm_name",
+        "active",
+    ]
+    list_filter = ["active", "disease", "method", "pooling_allowed", "result_at_registration"]
+    search_fields = [*TRANSLATED_SEARCH, "=loinc_code"]
     filter_horizontal = ("sample_types", "result_values")
     list_select_related = ("disease",)
 
 
 @admin.register(SampleType)
 class SampleTypeAdmin(CatalogEntryAdmin):
-    list_display = ("code", "name", "name_en", "snomed_code", "pntm_name", "active")
-    search_fields = (*TRANSLATED_SEARCH, "=snomed_code")
+    list_display = ["code", "name", "name_en", "snomed_code", "pntm_name", "active"]
+    search_fields = [*TRANSLATED_SEARCH, "=snomed_code"]
 
 
 @admin.register(ResultValue)
 class ResultValueAdmin(CatalogEntryAdmin):
-    list_display = ("code", "name", "name_en", "interpretation", "snomed_code", "report_required", "pntm_name", "active")
-    list_filter = ("active", "interpretation", "report_required")
-    search_fields = (*TRANSLATED_SEARCH, "=snomed_code")
+    list_display = [
+        "code",
+        "name",
+        "name_en",
+        "interpretation",
+        "snomed_code",
+        "report_required",
+        "pntm_name",
+        "active",
+    ]
+    list_filter = ["active", "interpretation", "report_required"]
+    search_fields = [*TRANSLATED_SEARCH, "=snomed_code"]
 
 
 @admin.register(RejectionReason)
@@ -74,18 +91,18 @@ class RejectionReasonAdmin(CatalogEntryAdmin):
 
 @admin.register(Strategy)
 class StrategyAdmin(CatalogEntryAdmin):
-    list_display = ("code", "name", "name_en", "parent", "active_case_finding", "pntm_name", "active")
-    list_filter = ("active", "active_case_finding", "parent")
+    list_display = ["code", "name", "name_en", "parent", "active_case_finding", "pntm_name", "active"]
+    list_filter = ["active", "active_case_finding", "parent"]
     list_select_related = ("parent",)
 
 
 @admin.register(IdentityDocumentType)
 class IdentityDocumentTypeAdmin(CatalogEntryAdmin):
-    list_display = ("code", "name", "validator", "profile_code", "requires_issuing_country", "pntm_name", "active")
-    list_filter = ("active", "validator", "profile_code", "requires_issuing_country")
+    list_display = ["code", "name", "validator", "profile_code", "requires_issuing_country", "pntm_name", "active"]
+    list_filter = ["active", "validator", "profile_code", "requires_issuing_country"]
 
 
 @admin.register(HealthInsurance)
 class HealthInsuranceAdmin(CatalogEntryAdmin):
-    list_display = ("code", "name", "name_en", "profile_code", "pntm_name", "active")
-    list_filter = ("active", "profile_code")
+    list_display = ["code", "name", "name_en", "profile_code", "pntm_name", "active"]
+    list_filter = ["active", "profile_code"]

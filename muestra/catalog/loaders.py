@@ -67,7 +67,9 @@ def _load_tests(rows: list[dict[str, Any]]) -> LoadCounts:
     scalar_rows: list[dict[str, Any]] = []
     wanted_links: dict[str, tuple[set[int], set[int]]] = {}
     for row in rows:
-        scalar = {name: value for name, value in row.items() if name not in {"disease", "sample_types", "result_values"}}
+        scalar = {
+            name: value for name, value in row.items() if name not in {"disease", "sample_types", "result_values"}
+        }
         scalar["disease_id"] = _resolve(disease_ids, row["disease"], "disease", row["code"])
         scalar_rows.append(scalar)
         wanted_links[row["code"]] = (

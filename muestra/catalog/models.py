@@ -8,6 +8,8 @@ both ways without a table in code.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -45,8 +47,12 @@ class Test(CatalogEntry):
     # Point-of-care tests (antigen) are registered by the sample taker together with their result.
     result_at_registration = models.BooleanField(_("result entered at registration"), default=False)
     pooling_allowed = models.BooleanField(_("may be pooled"), default=False)
-    sample_types = models.ManyToManyField("SampleType", related_name="tests", blank=True)
-    result_values = models.ManyToManyField("ResultValue", related_name="tests", blank=True)
+    sample_types: models.ManyToManyField[SampleType, Any] = models.ManyToManyField(
+        "SampleType", related_name="tests", blank=True
+    )
+    result_values: models.ManyToManyField[ResultValue, Any] = models.ManyToManyField(
+        "ResultValue", related_name="tests", blank=True
+    )
 
     class Meta(CatalogEntry.Meta):
         verbose_name = _("test")

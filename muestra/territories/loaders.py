@@ -122,9 +122,7 @@ def load_country_profiles() -> LoadReport:
     for spec in COUNTRY_PROFILES:
         # Prefer the platform's row when both a platform and a DEIS-only row carry the code.
         country = (
-            Country.objects.filter(iso_numeric=spec.iso_numeric)
-            .order_by(F("pntm_id").asc(nulls_last=True))
-            .first()
+            Country.objects.filter(iso_numeric=spec.iso_numeric).order_by(F("pntm_id").asc(nulls_last=True)).first()
         )
         rows.append(
             {
