@@ -7,6 +7,7 @@ so a typo in production configuration stops the process at start-up rather than 
 from __future__ import annotations
 
 import os
+from typing import TypedDict
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -50,3 +51,14 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+class DomainRules(TypedDict):
+    """The typed shape of settings.MUESTRA (domain rules that an operator may tune)."""
+
+    MAX_COLLECTION_AGE_DAYS: int
+    FUTURE_TOLERANCE_MINUTES: int
+    CORRECTION_WINDOW_DAYS: int
+    MAX_REPORT_BYTES: int
+    MAX_BATCH_ITEMS: int
+    DEFAULT_COUNTRY: str

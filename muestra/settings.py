@@ -7,7 +7,7 @@ from pathlib import Path
 import dj_database_url
 from django.utils.translation import gettext_lazy as _
 
-from muestra.env import env_bool, env_int, env_list, env_str
+from muestra.env import DomainRules, env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("MUESTRA_VAR_DIR", str(BASE_DIR / "var")))
@@ -161,7 +161,7 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 TASKS = {"default": {"BACKEND": env_str("TASKS_BACKEND", "django_tasks_db.DatabaseBackend")}}
 
 # --- Domain rules -----------------------------------------------------------------------------------------
-MUESTRA = {
+MUESTRA: DomainRules = {
     # How old a collection time may be when a sample is registered (pntm.md: not older than 7 days).
     "MAX_COLLECTION_AGE_DAYS": env_int("MUESTRA_MAX_COLLECTION_AGE_DAYS", 7),
     # Tolerated clock skew between a device and the server when checking "not in the future".
@@ -180,5 +180,5 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # Request bodies carry personal data: never log them (django.request logs only the path).
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }

@@ -3,6 +3,8 @@ may send to."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -18,7 +20,9 @@ class Establishment(models.Model):
     is_public = models.BooleanField(_("public"), default=True)
     kind = models.CharField(_("type"), max_length=120, blank=True)
     active = models.BooleanField(_("active"), default=True)
-    laboratories = models.ManyToManyField("Laboratory", through="LabAssignment", related_name="establishments")
+    laboratories: models.ManyToManyField[Laboratory, Any] = models.ManyToManyField(
+        "Laboratory", through="LabAssignment", related_name="establishments"
+    )
 
     class Meta:
         ordering = ["name"]
