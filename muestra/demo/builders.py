@@ -16,7 +16,7 @@ from muestra.samples.inputs import PatientInput, SampleInput
 from muestra.samples.models import Sample, SampleState
 
 _counter = itertools.count(1)
-_rng = random.Random(20261121)  # noqa: S311 - fixed seed: demo data and tests must be repeatable
+_rng = random.Random(20261121)
 
 
 def fresh_run() -> str:
@@ -25,31 +25,60 @@ def fresh_run() -> str:
     return f"{body}-{run_check_digit(body)}"
 
 
-def patient_input(*, run: str | None = None, given_names: str = "Paciente", surname: str = "Demo",
-                  birth_date: date = date(1985, 5, 17), residence: str = "13101") -> PatientInput:
+def patient_input(
+    *,
+    run: str | None = None,
+    given_names: str = "Paciente",
+    surname: str = "Demo",
+    birth_date: date = date(1985, 5, 17),
+    residence: str = "13101",
+) -> PatientInput:
     return PatientInput(
-        document_type="run", document_number=run or fresh_run(), given_names=given_names,
-        paternal_surname=surname, maternal_surname="Prueba", birth_date=birth_date, sex="F",
-        residence=residence, address="Av. Siempre Viva 742", phone="+56912345678", insurance="fonasa",
+        document_type="run",
+        document_number=run or fresh_run(),
+        given_names=given_names,
+        paternal_surname=surname,
+        maternal_surname="Prueba",
+        birth_date=birth_date,
+        sex="F",
+        residence=residence,
+        address="Av. Siempre Viva 742",
+        phone="+56912345678",
+        insurance="fonasa",
         email="paciente@example.invalid",
     )
 
 
-def sample_input(*, establishment: str = "113100", laboratory: int | None = 1000000001, test: str = "covid19-pcr",
-                 sample_type: str = "nasopharyngeal-swab", collected_at: datetime | None = None,
-                 patient: PatientInput | None = None, client_code: str = "", **extra: object) -> SampleInput:
+def sample_input(
+    *,
+    establishment: str = "113100",
+    laboratory: int | None = 1000000001,
+    test: str = "covid19-pcr",
+    sample_type: str = "nasopharyngeal-swab",
+    collected_at: datetime | None = None,
+    patient: PatientInput | None = None,
+    client_code: str = "",
+    **extra: object,
+) -> SampleInput:
     return SampleInput(
-        establishment=establishment, laboratory=laboratory, test=test, sample_type=sample_type,
-        collected_at=collected_at or timezone.now() - timedelta(hours=2), patient=patient or patient_input(),
-        strategy="symptomatic", client_code=client_code, **extra,  # type: ignore[arg-type]
+        establishment=establishment,
+        laboratory=laboratory,
+        test=test,
+        sample_type=sample_type,
+        collected_at=collected_at or timezone.now() - timedelta(hours=2),
+        patient=patient or patient_input(),
+        strategy="symptomatic",
+        client_code=client_code,
+        **extra,  # type: ignore[arg-type]
     )
 
 
 REPORT = services.ReportFile(b"%PDF-1.4\n% Muestra demo signed report\n%%EOF\n")
 
 
-def sample_in_state(state: str, *, taker: Actor, lab: Actor, data: SampleInput | None = None,
-                    result: str = "negative") -> Sample:
+def sample_in_state(
+    state: str, *, taker: Actor, lab: Actor, data: SampleInput | None = None, result: str = "negative"
+) -> Sample:
     """Registers a sample as `taker` and drives it to `state` as `lab`, through the services."""
     sample, _ = services.sample_register(actor=taker, data=data or sample_input())
     if state == SampleState.REGISTERED:
@@ -57,8 +86,12 @@ def sample_in_state(state: str, *, taker: Actor, lab: Actor, data: SampleInput |
     if state == SampleState.CANCELLED:
         return services.sample_cancel(actor=taker, sample_id=sample.pk, reason="Registrada por error")
     assert sample.laboratory is not None
-    shipment = services.shipment_create(actor=taker, establishment_code=sample.establishment.code,
-                                        laboratory_id=sample.laboratory.platform_id, sample_ids=[sample.pk])
+    shipment = services.shipment_create(
+        actor=taker,
+        establishment_code=sample.establishment.code,
+        laboratory_id=sample.laboratory.platform_id,
+        sample_ids=[sample.pk],
+    )
     services.shipment_dispatch(actor=taker, shipment_id=shipment.pk)
     if state == SampleState.DISPATCHED:
         return Sample.objects.get(pk=sample.pk)
