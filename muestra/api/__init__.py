@@ -1,0 +1,1 @@
+"""Muestra's versioned REST API (/api/v1/), built on django-ninja. See main.py."""
