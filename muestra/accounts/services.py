@@ -51,7 +51,7 @@ def api_key_revoke(*, actor: Actor, api_key_id: int) -> ApiKey:
 
 def api_key_authenticate(raw_key: str) -> ApiKey | None:
     """The active key matching `raw_key`, with its last use recorded; None for unknown or revoked keys."""
-    parts = raw_key.strip().split("_")
+    parts = raw_key.strip().split("_", 2)  # the secret part itself may contain "_" (token_urlsafe)
     if len(parts) != 3:
         return None
     key = (ApiKey.objects.select_related("laboratory", "establishment")
