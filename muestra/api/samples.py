@@ -112,7 +112,8 @@ def validation_failed(errors: list[FieldError]) -> ValidationFailed:
 def sample_create(request: HttpRequest, payload: s.SampleIn) -> Status:
     actor = actor_of(request)
     sample, created = services.sample_register(actor=actor, data=to_sample_input(payload), channel=Channel.API)
-    return Status(201 if created else 200, present_sample(actor, sample))
+    # The caller may see what it has just registered, so the service's instance is shown without a reload.
+    return Status(201 if created else 200, serializers.sample_out(selectors.sample_just_written(sample)))
 
 
 @router.post(

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery, prefetch_related_objects
 
 from muestra.accounts.scoping import Actor, scoped
 from muestra.catalog.models import (
@@ -32,28 +32,15 @@ from muestra.catalog.models import (
 )
 from muestra.facilities.models import Establishment, LabAssignment, Laboratory
 from muestra.patients.documents import DocumentInvalid, normalise_run
+from muestra.samples import lookups
 from muestra.samples.models import PUBLIC_NUMBER_OFFSET, Result, Sample, SampleEvent, Shipment, ShipmentItem
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 
-#: Joined in one query for every sample shown: what the public sample representation names.
-SAMPLE_RELATED = (
-    "establishment",
-    "laboratory",
-    "disease",
-    "test",
-    "sample_type",
-    "strategy",
-    "substrategy",
-    "result_value",
-    "rejection_reason",
-    "patient",
-    "patient__document_type",
-    "patient__residence",
-    "patient__insurance",
-    "patient__nationality",
-)
+#: Joined for every sample shown; reference rows (catalogue, places) are attached from the look-up cache instead
+#: (see lookups.attach_reference_rows).
+SAMPLE_RELATED = ("patient",)
 
 M = TypeVar("M", Sample, Shipment)
 T = TypeVar("T")
@@ -115,16 +102,37 @@ def _paginate(queryset: QuerySet[M], *, after_id: int | None, limit: int) -> Pag
 
 
 def _with_representation(queryset: QuerySet[Sample]) -> QuerySet[Sample]:
-    """Everything the sample representation reads, in one query plus one prefetch of pool members."""
+    """Everything the sample representation reads that the look-up cache does not hold, in one query."""
     latest = Result.objects.filter(sample=OuterRef("pk")).order_by("-version")
-    return (
-        queryset.select_related(*SAMPLE_RELATED)
-        .annotate(
-            latest_result_version=Subquery(latest.values("version")[:1]),
-            latest_result_report=Subquery(latest.values("report")[:1]),
-        )
-        .prefetch_related(Prefetch("members", queryset=Sample.objects.only("id", "pool_id").order_by("id")))
+    return queryset.select_related(*SAMPLE_RELATED).annotate(
+        latest_result_version=Subquery(latest.values("version")[:1]),
+        latest_result_report=Subquery(latest.values("report")[:1]),
     )
+
+
+def _complete(samples: list[Sample]) -> list[Sample]:
+    """Attaches cached reference rows, and the members of pooled tubes (one query, only when there are pools)."""
+    lookups.attach_reference_rows(samples)
+    pools = [sample for sample in samples if sample.is_pool]
+    if pools:
+        prefetch_related_objects(
+            pools, Prefetch("members", queryset=Sample.objects.only("id", "pool_id").order_by("id"))
+        )
+    return samples
+
+
+def sample_just_written(sample: Sample) -> Sample:
+    """The representation of a sample a service has just returned, without reading it back.
+
+    The service's instance already carries its patient; reference rows come from the cache and the latest result
+    version from the instance's own state, so answering a registration costs no extra query."""
+    if not hasattr(sample, "latest_result_version"):
+        latest = (
+            sample.results.order_by("-version").values("version", "report").first() if sample.result_value_id else None
+        )
+        sample.latest_result_version = latest["version"] if latest else None  # type: ignore[attr-defined]
+        sample.latest_result_report = latest["report"] if latest else ""  # type: ignore[attr-defined]
+    return _complete([sample])[0]
 
 
 @dataclass
@@ -177,14 +185,19 @@ def sample_page(
 ) -> Page[Sample]:
     """One page of the samples the actor may see, oldest first (a sync client walks forward to the newest)."""
     queryset = _filter_samples(scoped(actor, Sample.objects.all()), filters)
-    return _paginate(_with_representation(queryset), after_id=after_id, limit=limit)
+    page = _paginate(_with_representation(queryset), after_id=after_id, limit=limit)
+    _complete(page.items)
+    return page
 
 
 def sample_get(actor: Actor, sample_id: int | None) -> Sample | None:
     """One sample with everything its representation needs, or None when missing or out of scope."""
     if sample_id is None:
         return None
-    return _with_representation(scoped(actor, Sample.objects.filter(pk=sample_id))).first()
+    sample = _with_representation(scoped(actor, Sample.objects.filter(pk=sample_id))).first()
+    if sample is not None:
+        _complete([sample])
+    return sample
 
 
 def samples_by_ids(actor: Actor, sample_ids: Sequence[int]) -> dict[int, Sample]:
@@ -192,7 +205,8 @@ def samples_by_ids(actor: Actor, sample_ids: Sequence[int]) -> dict[int, Sample]
     ids = [i for i in sample_ids if i is not None]
     if not ids:
         return {}
-    return {s.pk: s for s in _with_representation(scoped(actor, Sample.objects.filter(pk__in=ids)))}
+    samples = _complete(list(_with_representation(scoped(actor, Sample.objects.filter(pk__in=ids)))))
+    return {s.pk: s for s in samples}
 
 
 def sample_events(actor: Actor, sample_id: int) -> list[SampleEvent]:
