@@ -11,7 +11,6 @@ import re
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 from stdnum.cl import rut as cl_rut
-from stdnum.exceptions import ValidationError as StdnumError
 
 from muestra.catalog.models import DocumentValidator
 
@@ -33,15 +32,15 @@ def run_check_digit(number: int | str) -> str:
 def normalise_run(raw: str) -> str:
     """ "12.345.678-5", "123456785", "12345678-k" -> "12345678-5" / "...-K". Raises DocumentInvalid."""
     compact = cl_rut.compact(str(raw or ""))
-    if not compact or len(compact) < 2 or not compact[:-1].isdigit() or len(compact) > 9:
+    if not compact or len(compact) < 2 or not compact[:-1].isdigit():
         raise DocumentInvalid(_("A RUN has 1 to 8 digits and a check digit (0-9 or K)."))
-    try:
-        cl_rut.validate(compact)
-    except StdnumError as exc:
-        raise DocumentInvalid(_("The RUN check digit is wrong.")) from exc
-    body = str(int(compact[:-1]))
-    if body == "0":
+    body = str(int(compact[:-1]))  # systems that pad to 9 digits write leading zeros
+    if body == "0" or len(body) > 8:
         raise DocumentInvalid(_("A RUN has 1 to 8 digits and a check digit (0-9 or K)."))
+    # Checked here rather than with cl_rut.validate, which refuses bodies under 1,000,000 (old but valid RUNs)
+    # and would then report them as a wrong check digit.
+    if compact[-1] not in "0123456789K" or run_check_digit(body) != compact[-1]:
+        raise DocumentInvalid(_("The RUN check digit is wrong."))
     return f"{body}-{compact[-1]}"
 
 

@@ -150,6 +150,7 @@ SEX_ALIASES = {
 
 def normalise_phone(raw: str, *, country_code: str) -> str | None:
     """ "9 1234 5678", "+56 9 1234 5678", "0912345678" -> "+56912345678". None when it cannot be a phone."""
+    country_code = country_code.strip().lstrip("+")  # profiles store it as "+56"
     digits = re.sub(r"[\s\-().]", "", raw or "")
     if digits.startswith("+"):
         digits = digits[1:]
@@ -166,6 +167,14 @@ def normalise_phone(raw: str, *, country_code: str) -> str | None:
     if 10 <= len(digits) <= 15 and not digits.startswith("0"):
         return f"+{digits}"  # a foreign number with its own country code
     return None
+
+
+def _years_before(day: date, years: int) -> date:
+    """The same calendar day `years` earlier; 29 February falls back to the 28th in a common year."""
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:
+        return day.replace(year=day.year - years, day=28)
 
 
 def resolve_patient(
@@ -203,11 +212,15 @@ def resolve_patient(
         errors.add(f"{prefix}.birth_date", "required", _("The date of birth is required."))
     elif data.birth_date > today:
         errors.add(f"{prefix}.birth_date", "future", _("The date of birth cannot be in the future."))
-    elif data.birth_date < today.replace(year=today.year - 130):
+    elif data.birth_date < _years_before(today, 130):
         errors.add(f"{prefix}.birth_date", "too_old", _("The date of birth is more than 130 years ago."))
     sex = SEX_ALIASES.get(str(data.sex or "").strip().casefold())
     if sex is None:
-        errors.add(f"{prefix}.sex", "invalid", _("Sex must be one of M, F, Intersex or Unknown."))
+        errors.add(
+            f"{prefix}.sex",
+            "required" if _blank(data.sex) else "invalid",
+            _("Sex must be one of M, F, Intersex or Unknown."),
+        )
     residence = None
     phone = ""
     if require_contact:
@@ -397,6 +410,11 @@ def resolve_sample(data: SampleInput, errors: ErrorCollector) -> ResolvedSample 
         elif result_value.interpretation == Interpretation.RETEST:
             errors.add("result", "not_allowed", _("A re-test flag is not a result of its own."))
         result_at = data.result_at or data.collected_at
+        if data.result_at is not None:
+            if data.result_at > timezone.now() + timedelta(minutes=settings.MUESTRA["FUTURE_TOLERANCE_MINUTES"]):
+                errors.add("result_at", "future", _("The result time cannot be in the future."))
+            elif data.collected_at is not None and data.result_at < data.collected_at:
+                errors.add("result_at", "before_collection", _("The result time cannot be before the collection time."))
     elif test is not None and test.result_at_registration:
         errors.add("result", "required", _("This point-of-care test is registered together with its result."))
 

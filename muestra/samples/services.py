@@ -38,8 +38,9 @@ from muestra.core.errors import (
 from muestra.facilities.models import Laboratory
 from muestra.patients.services import patient_resolve, patients_resolve_many
 from muestra.samples import lookups
-from muestra.samples.inputs import ResolvedSample, SampleInput, check_collected_at, resolve_sample
+from muestra.samples.inputs import ResolvedSample, SampleInput, check_collected_at, check_run, resolve_sample
 from muestra.samples.models import (
+    PUBLIC_NUMBER_OFFSET,
     Channel,
     CorrectionAuthorization,
     EventKind,
@@ -298,6 +299,10 @@ def _apply_registration_result(
     return result
 
 
+class _CodeTaken(Exception):
+    """The sample's own code or tube barcode was taken by a concurrent writer (the unique constraint fired)."""
+
+
 def _register_one(actor: Actor, data: SampleInput, channel: str) -> tuple[Sample, bool]:
     errors = ErrorCollector()
     resolved = resolve_sample(data, errors)
@@ -314,6 +319,21 @@ def _register_one(actor: Actor, data: SampleInput, channel: str) -> tuple[Sample
             % {"code": data.client_code, "number": existing.number},
             field="client_code",
         )
+    try:
+        return _register_new(actor, data, resolved, channel)
+    except _CodeTaken as exc:
+        # A concurrent call stored this code a moment ago (a LIS retrying while its first call still ran):
+        # settle it exactly as a later retry would be settled.
+        existing = _existing_by_client_code(actor, data, resolved)
+        if existing is not None and _same_registration(existing, resolved):
+            return existing, False
+        raise Conflict(
+            _("A sample with this tube barcode or laboratory code already exists."),
+            field="client_code" if data.client_code else "tube_code",
+        ) from exc.__cause__
+
+
+def _register_new(actor: Actor, data: SampleInput, resolved: ResolvedSample, channel: str) -> tuple[Sample, bool]:
     now = timezone.now()
     rec = _Recorder(actor, channel)
     with transaction.atomic():
@@ -324,10 +344,7 @@ def _register_one(actor: Actor, data: SampleInput, channel: str) -> tuple[Sample
             with transaction.atomic():
                 sample.save()
         except IntegrityError as exc:
-            raise Conflict(
-                _("A sample with this tube barcode or laboratory code already exists."),
-                field="client_code" if data.client_code else "tube_code",
-            ) from exc
+            raise _CodeTaken() from exc
         rec.event(
             sample,
             EventKind.REGISTERED,
@@ -496,6 +513,12 @@ def sample_update(*, actor: Actor, sample_id: int, changes: dict[str, Any], chan
         before: dict[str, Any] = {}
         for name, value in changes.items():
             before[name] = _apply_edit(sample, name, value, errors)
+        if not errors and not sample.without_medical_order and not sample.ordering_physician_run:
+            errors.add(
+                "ordering_physician_run",
+                "required",
+                _("The ordering physician's RUN is required with a medical order."),
+            )
         errors.raise_if_any()
         changed = [n for n in changes if before[n] != _field_value(sample, n)]
         if not changed:
@@ -539,8 +562,12 @@ def _apply_edit(sample: Sample, name: str, value: Any, errors: ErrorCollector) -
         else:
             setattr(sample, name, strategy)
     elif name == "collected_at":
+        if value is not None and not isinstance(value, datetime):
+            errors.add(name, "invalid", _("The collection time must be a date and time."))
+            return before
+        problems = len(errors.errors)
         check_collected_at(value, errors)
-        if value is not None:
+        if value is not None and len(errors.errors) == problems:
             sample.collected_at = value
     elif name == "laboratory":
         lab = lookups.laboratory(value)
@@ -561,6 +588,22 @@ def _apply_edit(sample: Sample, name: str, value: Any, errors: ErrorCollector) -
             )
         else:
             sample.laboratory = lab
+    elif name == "ordering_physician_run":
+        problems = len(errors.errors)
+        run = check_run(str(value or ""), errors, name)
+        if len(errors.errors) == problems:
+            sample.ordering_physician_run = run
+    elif name in {"active_case_finding", "without_medical_order"}:
+        if not isinstance(value, bool):
+            errors.add(name, "invalid", _("%(field)s must be true or false.") % {"field": name})
+        else:
+            setattr(sample, name, value)
+    elif name == "surveillance_number":
+        text = "" if value is None else str(value).strip()
+        if len(text) > (Sample.surveillance_number.field.max_length or 0):
+            errors.add(name, "too_long", _("The surveillance notification number is too long."))
+        else:
+            sample.surveillance_number = text
     else:
         setattr(sample, name, value)
     return before
@@ -659,6 +702,13 @@ def shipment_add_samples(*, actor: Actor, shipment_id: int, sample_ids: Sequence
                             field="sample",
                         )
                     ensure_allowed(sample, Step.DISPATCH)
+                    if sample.shipment_id is not None and sample.shipment_id != shipment.pk:
+                        # One tube, one manifest: take it off the other (still open) shipment first.
+                        raise ValidationFailed(
+                            _("Sample %(number)s is already in shipment %(shipment)s.")
+                            % {"number": sample.number, "shipment": PUBLIC_NUMBER_OFFSET + sample.shipment_id},
+                            field="sample",
+                        )
                     _item, created = ShipmentItem.objects.get_or_create(shipment=shipment, sample=sample)
                     if sample.shipment_id != shipment.pk:
                         sample.shipment = shipment
@@ -668,6 +718,12 @@ def shipment_add_samples(*, actor: Actor, shipment_id: int, sample_ids: Sequence
                 outcome.error = exc
                 outcome.errors = exc.errors or [FieldError(exc.field or "", exc.code, exc.message)]
             outcomes.append(outcome)
+        added = [o.sample.number for o in outcomes if o.created and o.sample is not None]
+        if added:
+            audit_record_many(
+                actor=actor.label,
+                items=[AuditItem("shipment.add_samples", "shipment", shipment.number, {"samples": added})],
+            )
     return outcomes
 
 
@@ -677,8 +733,20 @@ def shipment_remove_sample(*, actor: Actor, shipment_id: int, sample_id: int) ->
         shipment = _lock_shipment(actor, shipment_id)
         if shipment.state != Shipment.State.OPEN or not actor.acts_for_establishment(shipment.establishment_id):
             raise IllegalTransition(_("The shipment was already dispatched."), field="shipment")
-        ShipmentItem.objects.filter(shipment=shipment, sample_id=sample_id).delete()
+        removed, _by_model = ShipmentItem.objects.filter(shipment=shipment, sample_id=sample_id).delete()
         Sample.objects.filter(pk=sample_id, shipment=shipment).update(shipment=None)
+        if removed:
+            audit_record_many(
+                actor=actor.label,
+                items=[
+                    AuditItem(
+                        "shipment.remove_sample",
+                        "shipment",
+                        shipment.number,
+                        {"sample": PUBLIC_NUMBER_OFFSET + sample_id},
+                    )
+                ],
+            )
 
 
 def shipment_dispatch(*, actor: Actor, shipment_id: int, channel: str = Channel.API) -> Shipment:
@@ -740,8 +808,11 @@ def _receive_locked(
             data={"implicit": True} if implicit else None,
         )
     if sample.shipment_id:
+        # A tube recorded missing from its box that turns up later is received on the manifest too.
         ShipmentItem.objects.filter(
-            shipment_id=sample.shipment_id, sample=sample, outcome=ShipmentItem.Outcome.PENDING
+            shipment_id=sample.shipment_id,
+            sample=sample,
+            outcome__in=[ShipmentItem.Outcome.PENDING, ShipmentItem.Outcome.MISSING],
         ).update(outcome=ShipmentItem.Outcome.RECEIVED)
     return True
 
@@ -804,6 +875,14 @@ def shipment_receive(
             raise PermissionDenied(_("This shipment is addressed to another laboratory."), code="wrong_laboratory")
         if shipment.state == Shipment.State.OPEN:
             raise IllegalTransition(_("The shipment has not been dispatched yet."), field="shipment")
+        # Lock the tubes before their manifest lines, in a fixed order: a single-tube receipt locks its sample and
+        # then its line, so the opposite order here would deadlock with a bench scanning tubes of this box.
+        samples = {
+            sample.pk: sample
+            for sample in Sample.objects.select_for_update(of=("self",))
+            .filter(shipment_items__shipment=shipment)
+            .order_by("pk")
+        }
         items = {item.sample_id: item for item in ShipmentItem.objects.select_for_update().filter(shipment=shipment)}
         received_ids = set(received_sample_ids)
         damaged_ids = set(damaged_sample_ids)
@@ -811,9 +890,10 @@ def shipment_receive(
         rec = _Recorder(actor, channel)
         damaged_reason = lookups.rejection_reason(REJECTION_DAMAGED)
         for sample_id, item in items.items():
-            sample = Sample.objects.select_for_update().get(pk=sample_id)
+            sample = samples[sample_id]
             if sample_id in damaged_ids:
                 if sample.state != S.REJECTED:
+                    ensure_allowed(sample, Step.REJECT)  # e.g. not a tube that already has its result
                     _reject_locked(actor, sample, damaged_reason, damage_reason or "damaged on arrival", rec)
                     rec.event(sample, EventKind.DAMAGED, from_state=sample.state, reason=damage_reason)
                 item.outcome = ShipmentItem.Outcome.DAMAGED
@@ -912,7 +992,11 @@ def sample_forward(
         sample = _lock_sample(actor, sample_id)
         _not_member(sample)
         if sample.laboratory_id == target_lab.pk and sample.state == S.DISPATCHED:
-            # Already forwarded there (a retry), or the caller is the new lab confirming: nothing to do.
+            # Already forwarded there (a retry by the lab that forwarded it), or the caller is the new lab
+            # confirming: nothing to do. Anyone else is refused as for any other lab step.
+            last_forward = sample.events.filter(kind=EventKind.FORWARDED).order_by("-id").first()
+            if last_forward is None or not actor.acts_for_laboratory(last_forward.laboratory_id):
+                _require_lab(actor, sample)
             return sample
         current_lab = _require_lab(actor, sample)
         ensure_allowed(sample, Step.FORWARD)

@@ -16,11 +16,13 @@ def test_every_state_is_reachable(world, state):
 
 def test_result_twice_same_is_harmless(world):
     sample = sample_in_state(SampleState.RECEIVED, taker=world.actors["taker_a"], lab=world.actors["lab_x"])
-    _r, recorded = services.result_deliver(actor=world.actors["lab_x"], sample_id=sample.pk, value="negative",
-                                           report=REPORT)
+    _r, recorded = services.result_deliver(
+        actor=world.actors["lab_x"], sample_id=sample.pk, value="negative", report=REPORT
+    )
     assert recorded
-    _r, recorded = services.result_deliver(actor=world.actors["lab_x"], sample_id=sample.pk, value="negative",
-                                           report=REPORT)
+    _r, recorded = services.result_deliver(
+        actor=world.actors["lab_x"], sample_id=sample.pk, value="negative", report=REPORT
+    )
     assert not recorded
     assert sample.events.filter(kind="result_delivered").count() == 1
 
