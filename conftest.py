@@ -13,6 +13,15 @@ os.environ.setdefault("MUESTRA_FAST_PASSWORD_HASHER", "1")
 os.environ.setdefault("AXES_ENABLED", "0")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-django may have read the settings before this file's environment defaults: apply them directly.
+    # Argon2 is deliberately slow; a test hashing the personas' passwords with it would spend seconds on it.
+    from django.conf import settings
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.AXES_ENABLED = False
+
+
 @pytest.fixture(autouse=True)
 def _media_root(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
     settings.MEDIA_ROOT = str(tmp_path_factory.getbasetemp() / "media")
@@ -75,7 +84,9 @@ def world(db: Any) -> World:
     keys = {}
     key_lab_x, keys["lab_x"] = api_key_issue(actor=SYSTEM, name="LIS X", laboratory=built["labs"][1000000001])
     key_lab_y, keys["lab_y"] = api_key_issue(actor=SYSTEM, name="LIS Y", laboratory=built["labs"][1000000002])
-    key_est_a, keys["est_a"] = api_key_issue(actor=SYSTEM, name="Sistema A", establishment=built["establishments"]["113100"])
+    key_est_a, keys["est_a"] = api_key_issue(
+        actor=SYSTEM, name="Sistema A", establishment=built["establishments"]["113100"]
+    )
     actors["key_lab_x"] = actor_for_api_key(key_lab_x)
     actors["key_lab_y"] = actor_for_api_key(key_lab_y)
     actors["key_est_a"] = actor_for_api_key(key_est_a)

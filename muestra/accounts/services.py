@@ -18,22 +18,36 @@ from muestra.facilities.models import Establishment, Laboratory
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
-def api_key_issue(*, actor: Actor, name: str, laboratory: Laboratory | None = None,
-                  establishment: Establishment | None = None) -> tuple[ApiKey, str]:
+def api_key_issue(
+    *, actor: Actor, name: str, laboratory: Laboratory | None = None, establishment: Establishment | None = None
+) -> tuple[ApiKey, str]:
     """Creates a key scoped to exactly one lab or establishment. Returns it with its secret, shown once."""
     if not actor.is_admin:
         raise PermissionDenied(_("Only a national administrator may issue API keys."))
     if (laboratory is None) == (establishment is None):
-        raise ValidationFailed(_("An API key belongs to exactly one laboratory or one establishment."),
-                               field="laboratory")
+        raise ValidationFailed(
+            _("An API key belongs to exactly one laboratory or one establishment."), field="laboratory"
+        )
     prefix, secret = generate_api_key()
     with transaction.atomic():
-        key = ApiKey.objects.create(name=name[:120] or "API key", prefix=prefix, key_hash=hash_api_key(secret),
-                                    laboratory=laboratory, establishment=establishment,
-                                    created_by=actor.user if isinstance(actor.user, User) else None)
-        audit_record(actor=actor.label, action="apikey.issue", object_type="apikey", object_id=key.pk,
-                     data={"laboratory": laboratory.platform_id if laboratory else None,
-                           "establishment": establishment.code if establishment else None})
+        key = ApiKey.objects.create(
+            name=name[:120] or "API key",
+            prefix=prefix,
+            key_hash=hash_api_key(secret),
+            laboratory=laboratory,
+            establishment=establishment,
+            created_by=actor.user if isinstance(actor.user, User) else None,
+        )
+        audit_record(
+            actor=actor.label,
+            action="apikey.issue",
+            object_type="apikey",
+            object_id=key.pk,
+            data={
+                "laboratory": laboratory.platform_id if laboratory else None,
+                "establishment": establishment.code if establishment else None,
+            },
+        )
     return key, secret
 
 
@@ -54,8 +68,11 @@ def api_key_authenticate(raw_key: str) -> ApiKey | None:
     parts = raw_key.strip().split("_", 2)  # the secret part itself may contain "_" (token_urlsafe)
     if len(parts) != 3:
         return None
-    key = (ApiKey.objects.select_related("laboratory", "establishment")
-           .filter(prefix=parts[1], key_hash=hash_api_key(raw_key.strip()), revoked_at__isnull=True).first())
+    key = (
+        ApiKey.objects.select_related("laboratory", "establishment")
+        .filter(prefix=parts[1], key_hash=hash_api_key(raw_key.strip()), revoked_at__isnull=True)
+        .first()
+    )
     if key is None:
         return None
     now = timezone.now()

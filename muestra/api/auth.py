@@ -24,17 +24,13 @@ from ninja.errors import HttpError
 from ninja.security import APIKeyCookie, APIKeyHeader, HttpBearer
 from ninja.utils import check_csrf
 
-from muestra.accounts.models import API_KEY_PREFIX, Role, User
+from muestra.accounts.models import API_KEY_PREFIX, User
 from muestra.accounts.scoping import ANONYMOUS, Actor, actor_for_api_key, actor_for_user
 from muestra.accounts.services import api_key_authenticate
 from muestra.core.errors import PermissionDenied
+from muestra.samples.services import may_write
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-def may_write(actor: Actor) -> bool:
-    """Mirrors the services' writer rule: some role beyond authority viewer, or a national administrator."""
-    return actor.is_admin or bool(actor.roles - {Role.AUTHORITY_VIEWER})
 
 
 def _attach(request: HttpRequest, actor: Actor) -> Actor:

@@ -54,7 +54,8 @@ def audit_record_many(*, actor: str, items: Iterable[AuditItem]) -> int:
     items = list(items)
     if not items:
         return 0
-    with transaction.atomic():
+    # No savepoint of its own: the entries belong to the caller's transaction and fail or commit with it.
+    with transaction.atomic(savepoint=False):
         head = _lock_head()
         now = timezone.now()
         prev = head.last_hash
@@ -84,7 +85,8 @@ def audit_record_many(*, actor: str, items: Iterable[AuditItem]) -> int:
             )
             prev = digest
         AuditEntry.objects.bulk_create(entries)
-        last_id = AuditEntry.objects.filter(hash=prev).values_list("id", flat=True).get()
+        # PostgreSQL and SQLite return the new ids from the insert; ask only a backend that does not.
+        last_id = entries[-1].pk or AuditEntry.objects.filter(hash=prev).values_list("id", flat=True).get()
         AuditHead.objects.filter(pk=1).update(last_hash=prev, last_entry_id=last_id)
     return len(entries)
 

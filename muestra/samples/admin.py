@@ -19,7 +19,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 class SampleEventInline(admin.TabularInline):
     model = SampleEvent
     extra = 0
-    fields = ["at", "kind", "from_state", "to_state", "actor", "reason", "channel"]
+    fields = ("at", "kind", "from_state", "to_state", "actor", "reason", "channel")
     readonly_fields = fields
     can_delete = False
 

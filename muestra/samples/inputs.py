@@ -177,9 +177,34 @@ def _years_before(day: date, years: int) -> date:
         return day.replace(year=day.year - years, day=28)
 
 
+#: Longest accepted text per patient field (the database columns' sizes), checked here so that every channel
+#: gets a clear field error instead of a database failure.
+PATIENT_TEXT_LIMITS = {
+    "document_number": 40,
+    "given_names": 120,
+    "paternal_surname": 120,
+    "maternal_surname": 120,
+    "address": 250,
+    "phone": 30,
+    "email": 254,
+}
+
+
+def _check_lengths(data: PatientInput, errors: ErrorCollector, prefix: str) -> None:
+    for name, limit in PATIENT_TEXT_LIMITS.items():
+        value = getattr(data, name)
+        if value is not None and len(str(value)) > limit:
+            errors.add(
+                f"{prefix}.{name}",
+                "too_long",
+                _("This field has at most %(limit)d characters.") % {"limit": limit},
+            )
+
+
 def resolve_patient(
     data: PatientInput, errors: ErrorCollector, prefix: str, *, phone_country_code: str, require_contact: bool = True
 ) -> ResolvedPatient | None:
+    _check_lengths(data, errors, prefix)
     doc_type = lookups.document_type(data.document_type)
     if doc_type is None:
         errors.add(

@@ -121,15 +121,21 @@ def insurance(code: Any) -> HealthInsurance | None:
     return _get(HealthInsurance, code, "code", "pntm_name")
 
 
+#: Prefix that marks a country given by the national platform's own id (e.g. "pntm:499" = Chile) rather than by
+#: ISO 3166 numeric code; 73 numbers are valid in both lists, so the two must never be guessed from the value.
+PNTM_COUNTRY_PREFIX = "pntm:"
+
+
 def country(code: Any) -> Country | None:
-    """By ISO numeric code (with or without leading zeros) or by the national platform's id."""
+    """By ISO numeric code ("152", "32" = "032"), or by national platform id written "pntm:499"."""
     if code is None or str(code).strip() == "":
         return None
     text = str(code).strip()
-    by_pntm = _index(Country, "pntm_id", active_only=False)
-    by_iso = _index(Country, "iso_numeric", active_only=False)
-    if text.isdigit():
-        return by_pntm.get(str(int(text))) or by_iso.get(text.zfill(3))
+    if text.startswith(PNTM_COUNTRY_PREFIX):
+        pntm_id = text.removeprefix(PNTM_COUNTRY_PREFIX)
+        return _index(Country, "pntm_id", active_only=False).get(str(int(pntm_id))) if pntm_id.isdigit() else None
+    if text.isdigit() and len(text) <= 3:
+        return _index(Country, "iso_numeric", active_only=False).get(text.zfill(3))
     return None
 
 

@@ -21,10 +21,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from muestra.accounts.models import Role
 from muestra.accounts.scoping import Actor, scoped
 from muestra.audit.services import AuditItem, audit_record_many
-from muestra.catalog.models import Interpretation, ResultValue
+from muestra.catalog.models import Interpretation, ResultValue, Test
 from muestra.core.errors import (
     Conflict,
     DomainError,
@@ -121,8 +120,13 @@ class _Recorder:
         self.audit = []
 
 
+def may_write(actor: Actor) -> bool:
+    """Whether the actor's role may change samples at all (viewers and people without a staff role may not)."""
+    return actor.is_admin or bool(actor.establishment_ids or actor.laboratory_ids)
+
+
 def _require_writer(actor: Actor) -> None:
-    if actor.roles <= {Role.AUTHORITY_VIEWER} and not actor.is_admin:
+    if not may_write(actor):
         raise PermissionDenied(_("Your role may read but not change samples."))
 
 
@@ -341,9 +345,9 @@ def _register_new(actor: Actor, data: SampleInput, resolved: ResolvedSample, cha
         if resolved.patient is not None:
             sample.patient = patient_resolve(resolved.patient)[0]
         try:
-            with transaction.atomic():
-                sample.save()
+            sample.save()
         except IntegrityError as exc:
+            # Leaving the atomic block with this exception rolls the whole registration back.
             raise _CodeTaken() from exc
         rec.event(
             sample,
@@ -367,7 +371,10 @@ def _register_new(actor: Actor, data: SampleInput, resolved: ResolvedSample, cha
 
 
 def _registration_event_data(sample: Sample) -> dict[str, Any]:
-    return {"laboratory": sample.laboratory_id, "test": sample.test_id, "pool": sample.is_pool}
+    # Public identifiers only: event data is shown to API callers and sent to other systems.
+    lab = lookups.laboratory_by_pk(sample.laboratory_id)
+    test = lookups.by_pk(Test, sample.test_id)
+    return {"laboratory": lab.platform_id if lab else None, "test": test.code if test else "", "pool": sample.is_pool}
 
 
 def sample_register(*, actor: Actor, data: SampleInput, channel: str = Channel.API) -> tuple[Sample, bool]:
@@ -391,6 +398,30 @@ def sample_register_batch(
     max_items = settings.MUESTRA["MAX_BATCH_ITEMS"]
     if len(items) > max_items:
         raise ValidationFailed(_("A batch holds at most %(max)d items.") % {"max": max_items}, field="items")
+    if not all_or_nothing:
+        return _register_items(actor, items, channel, stop_on_error=False)
+    try:
+        with transaction.atomic():
+            outcomes = _register_items(actor, items, channel, stop_on_error=True)
+            if any(o.errors for o in outcomes):
+                raise _BatchRefused(outcomes)
+    except _BatchRefused as refused:
+        # A late failure (a conflicting retry, a race) undoes the items already written: nothing is stored.
+        for outcome in refused.outcomes:
+            outcome.sample, outcome.created = None, False
+        return refused.outcomes
+    return outcomes
+
+
+class _BatchRefused(Exception):
+    def __init__(self, outcomes: list[ItemOutcome]) -> None:
+        super().__init__("batch refused")
+        self.outcomes = outcomes
+
+
+def _register_items(
+    actor: Actor, items: Sequence[SampleInput], channel: str, *, stop_on_error: bool
+) -> list[ItemOutcome]:
     outcomes = [ItemOutcome(index=i) for i in range(len(items))]
     fast: list[tuple[int, ResolvedSample]] = []
     slow: list[int] = []
@@ -421,7 +452,7 @@ def sample_register_batch(
                 continue
             seen_codes[code_key] = i
         fast.append((i, resolved))
-    if all_or_nothing and any(o.errors for o in outcomes):
+    if stop_on_error and any(o.errors for o in outcomes):
         return outcomes
 
     # Retries: items whose own code is already stored go one by one (same content -> success, else conflict).
@@ -525,8 +556,11 @@ def sample_update(*, actor: Actor, sample_id: int, changes: dict[str, Any], chan
             return sample
         fields = [f"{n}_id" if n in {"sample_type", "strategy", "substrategy", "laboratory"} else n for n in changed]
         sample.save(update_fields=[*{f.removesuffix("_id") for f in fields}, "updated_at"])
-        if "laboratory" in changed and sample.state == S.DISPATCHED:
-            pass  # the tube is on its way to the new lab; its manifest is corrected by the shipment screens
+        if "laboratory" in changed and sample.shipment_id is not None:
+            # The tube leaves the manifest addressed to the old lab; it is shipped again to the new one.
+            ShipmentItem.objects.filter(shipment_id=sample.shipment_id, sample=sample).delete()
+            sample.shipment = None
+            sample.save(update_fields=["shipment"])
         members = _members(sample)
         for member in members:
             for name in changed:
@@ -571,7 +605,14 @@ def _apply_edit(sample: Sample, name: str, value: Any, errors: ErrorCollector) -
             sample.collected_at = value
     elif name == "laboratory":
         lab = lookups.laboratory(value)
-        if lab is None:
+        if sample.state != S.REGISTERED and (lab is None or lab.pk != sample.laboratory_id):
+            # A dispatched tube is physically on its way: only its current lab can send it elsewhere (forward).
+            errors.add(
+                name,
+                "already_dispatched",
+                _("The sample is already on its way to its laboratory; that laboratory can forward it."),
+            )
+        elif lab is None:
             errors.add(name, "unknown_code", _("Unknown laboratory %(value)r.") % {"value": value})
         elif lab.pk not in lookups.assigned_lab_ids(sample.establishment_id):
             errors.add(
@@ -622,9 +663,13 @@ def sample_cancel(*, actor: Actor, sample_id: int, reason: str, channel: str = C
         ensure_allowed(sample, Step.CANCEL)
         now = timezone.now()
         rec = _Recorder(actor, channel)
+        if sample.shipment_id is not None:
+            # A cancelled tube does not travel: take it off its (necessarily still open) manifest.
+            ShipmentItem.objects.filter(shipment_id=sample.shipment_id, sample=sample).delete()
+            sample.shipment = None
         for target in [sample, *_members(sample)]:
             previous = _move(target, S.CANCELLED, now)
-            target.save(update_fields=["state", "state_changed_at", "updated_at"])
+            target.save(update_fields=["state", "state_changed_at", "shipment", "updated_at"])
             rec.event(target, EventKind.CANCELLED, from_state=previous, reason=reason)
         rec.flush()
     return sample
@@ -665,7 +710,11 @@ def shipment_create(
             items=[AuditItem("shipment.create", "shipment", shipment.number, {"laboratory": lab.platform_id})],
         )
         if sample_ids:
-            shipment_add_samples(actor=actor, shipment_id=shipment.pk, sample_ids=sample_ids)
+            outcomes = shipment_add_samples(actor=actor, shipment_id=shipment.pk, sample_ids=sample_ids)
+            refused = [FieldError(f"sample_ids[{o.index}]", e.code, e.message) for o in outcomes for e in o.errors]
+            if refused:
+                # A manifest is opened with exactly the tubes asked for, or not at all.
+                raise ValidationFailed(refused[0].message, errors=refused)
     return shipment
 
 
@@ -731,7 +780,9 @@ def shipment_remove_sample(*, actor: Actor, shipment_id: int, sample_id: int) ->
     _require_writer(actor)
     with transaction.atomic():
         shipment = _lock_shipment(actor, shipment_id)
-        if shipment.state != Shipment.State.OPEN or not actor.acts_for_establishment(shipment.establishment_id):
+        if not actor.acts_for_establishment(shipment.establishment_id):
+            raise PermissionDenied(_("Only the sending establishment may change its shipment."))
+        if shipment.state != Shipment.State.OPEN:
             raise IllegalTransition(_("The shipment was already dispatched."), field="shipment")
         removed, _by_model = ShipmentItem.objects.filter(shipment=shipment, sample_id=sample_id).delete()
         Sample.objects.filter(pk=sample_id, shipment=shipment).update(shipment=None)
@@ -981,6 +1032,19 @@ def sample_return(*, actor: Actor, sample_id: int, reason: str = "", channel: st
     return sample
 
 
+def _forwarded_by(actor: Actor, sample_id: int, target_lab: Laboratory) -> Sample | None:
+    """The sample, when its latest step was the actor's own lab forwarding it to `target_lab` (a retry)."""
+    if not actor.laboratory_ids:
+        return None
+    sample = Sample.objects.filter(pk=sample_id, laboratory=target_lab, state=S.DISPATCHED).first()
+    if sample is None:
+        return None
+    last_forward = sample.events.filter(kind=EventKind.FORWARDED).order_by("-id").first()
+    if last_forward is not None and last_forward.laboratory_id in actor.laboratory_ids:
+        return sample
+    return None
+
+
 def sample_forward(
     *, actor: Actor, sample_id: int, new_laboratory: int | str, reason: str = "", channel: str = Channel.API
 ) -> Sample:
@@ -989,6 +1053,10 @@ def sample_forward(
     if target_lab is None:
         raise ValidationFailed(_("Unknown laboratory %(value)r.") % {"value": new_laboratory}, field="new_laboratory")
     with transaction.atomic():
+        retried = _forwarded_by(actor, sample_id, target_lab)
+        if retried is not None:
+            # The lab that forwarded the sample no longer sees it, but its retry must still be harmless.
+            return retried
         sample = _lock_sample(actor, sample_id)
         _not_member(sample)
         if sample.laboratory_id == target_lab.pk and sample.state == S.DISPATCHED:
@@ -1209,7 +1277,12 @@ def result_correct(
         raise ValidationFailed(_("A reason is required to correct a result."), field="reason")
     with transaction.atomic():
         sample = _lock_sample(actor, sample_id)
-        _require_lab(actor, sample)
+        if sample.laboratory_id is None:
+            # A point-of-care result (antigen) was entered at the establishment, which corrects it too.
+            _require_writer(actor)
+            _require_establishment_side(actor, sample)
+        else:
+            _require_lab(actor, sample)
         _not_member(sample)
         ensure_allowed(sample, Step.CORRECT_RESULT)
         result_value = _resolve_result_value(sample, value)
@@ -1250,7 +1323,8 @@ def result_correct(
             value=result_value,
             reported_at=when,
             actor=actor,
-            report=report or _previous_report(history[-1]),
+            # A corrected result is signed anew: the previous report states the old value, so it is never reused.
+            report=report,
             reason=reason,
             authorization=authorization,
         )
@@ -1268,13 +1342,6 @@ def result_correct(
             _fan_out_pool(sample, result, actor, rec, kind=EventKind.RESULT_CORRECTED)
         rec.flush()
     return result
-
-
-def _previous_report(previous: Result) -> ReportFile | None:
-    if not previous.report:
-        return None
-    with previous.report.open("rb") as handle:
-        return ReportFile(handle.read(), previous.report_content_type or "application/pdf")
 
 
 def correction_authorise(

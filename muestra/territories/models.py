@@ -78,7 +78,11 @@ class Territory(models.Model):
     name = models.CharField(_("name"), max_length=150)
     parent = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="children")
     health_service = models.ForeignKey(
-        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="served_territories",
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="served_territories",
         limit_choices_to={"level": TerritoryLevel.CL_HEALTH_SERVICE},
     )
     path = models.CharField(max_length=120, db_index=True)

@@ -513,7 +513,9 @@ def _patient_from_wire(r: _Row) -> tuple[PatientInput, str]:
     validator = doc_type.validator if doc_type is not None else ""
 
     number = ""
-    issuer = r.text("paciente_ext_paisorigen")
+    # The national platform numbers countries its own way (Chile = 499); say so explicitly to the look-up.
+    issuer_id = r.text("paciente_ext_paisorigen")
+    issuer = f"{lookups.PNTM_COUNTRY_PREFIX}{issuer_id}" if issuer_id else ""
     document_field = "paciente_run"
     guardian = None
     if validator in (DocumentValidator.CL_RUN, DocumentValidator.NEWBORN):

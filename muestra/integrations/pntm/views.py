@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.utils import translation
@@ -228,19 +227,15 @@ def _create_all_or_nothing(caller: Caller, rows: list[WireSample], module: Modul
     if any(row.errors for row in rows):
         failures = [(row, errors, 422) for row in rows if (errors := _validation_errors(row, module))]
         return _refuse_batch(failures, len(rows))
-    refused: list[tuple[WireSample, list[WireError], int]] = []
-    with transaction.atomic():
-        outcomes = sample_register_batch(
-            actor=caller.actor, items=[row.data for row in rows], channel=Channel.PNTM, all_or_nothing=True
-        )
-        for row, outcome in zip(rows, outcomes, strict=True):
-            if not outcome.ok:
-                refused.append(
-                    (row, _outcome_errors(row, outcome, module, caller.laboratory), _outcome_status(outcome))
-                )
-        if refused:
-            # A retry conflict can surface after other rows were written: undo them, the batch is all or nothing.
-            transaction.set_rollback(True)
+    # The service undoes every row when any fails, including conflicts found after other rows were written.
+    outcomes = sample_register_batch(
+        actor=caller.actor, items=[row.data for row in rows], channel=Channel.PNTM, all_or_nothing=True
+    )
+    refused = [
+        (row, _outcome_errors(row, outcome, module, caller.laboratory), _outcome_status(outcome))
+        for row, outcome in zip(rows, outcomes, strict=True)
+        if outcome.errors
+    ]
     if refused:
         return _refuse_batch(refused, len(rows))
     return _json([_created(row, outcome.sample) for row, outcome in zip(rows, outcomes, strict=True) if outcome.sample])

@@ -144,29 +144,26 @@ def test_passport_needs_an_issuing_country(world):
 
 def test_passport_identity_includes_the_issuing_country(world):
     # Issuers given as the national platform's country ids (Peru 637, Argentina 470); stored as ISO numeric.
-    peru = register(world, make_patient_input(passport=True, document_number="AB123456", document_issuer="637"))
+    peru = register(world, make_patient_input(passport=True, document_number="AB123456", document_issuer="pntm:637"))
     assert peru.document_issuer == "604"
-    same = register(world, make_patient_input(passport=True, document_number="ab-123456", document_issuer=" 637"))
+    same = register(world, make_patient_input(passport=True, document_number="ab-123456", document_issuer=" 604"))
     assert same.pk == peru.pk
     # The same number from another country is another person.
-    other = register(world, make_patient_input(passport=True, document_number="AB123456", document_issuer="470"))
+    other = register(world, make_patient_input(passport=True, document_number="AB123456", document_issuer="pntm:470"))
     assert other.pk != peru.pk and other.document_issuer == "032"
-    # An ISO code that is nobody's platform id is understood as ISO (Argentina, zero-padded).
+    # An ISO code is understood as ISO (Argentina, zero-padded or not).
     assert (
         register(world, make_patient_input(passport=True, document_number="AB123456", document_issuer="032")).pk
         == other.pk
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lookups.country() tries the national platform id before the ISO code; "
-    "73 numbers are both (604 = Peru ISO = Malaysia PNTM id), so an ISO issuer or nationality can "
-    "resolve to the wrong country. lookups.py is outside this suite's remit: see the test report.",
-)
 def test_an_iso_issuer_code_is_never_read_as_another_countrys_platform_id(world):
     peru = lookups.country("604")
     assert peru is not None and peru.iso_numeric == "604"
+    # The national platform's own ids are only read when marked as such (604 there is Malaysia).
+    assert lookups.country("pntm:604") is not None and lookups.country("pntm:604").iso_numeric != "604"
+    assert lookups.country("pntm:499").iso_numeric == "152"  # Chile
 
 
 def test_newborn_is_registered_through_a_guardian_and_found_again(world):

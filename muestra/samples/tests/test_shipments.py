@@ -52,11 +52,15 @@ def test_samples_of_another_lab_are_refused_per_item(world):
     assert to_y.shipment_id is None
 
 
-def test_shipment_create_with_sample_ids_keeps_only_the_acceptable_ones(world):
+def test_shipment_create_with_an_unacceptable_sample_opens_nothing(world):
     to_x = register(world, "taker_b", establishment="105100", laboratory=LAB_X)
     to_y = register(world, "taker_b", establishment="105100", laboratory=LAB_Y)
-    shipment = open_shipment(world, "taker_b", est="105100", sample_ids=[to_x.pk, to_y.pk])
-    assert set(items_of(shipment)) == {to_x.pk}
+    shipments_before = Shipment.objects.count()
+    with pytest.raises(ValidationFailed) as refused:
+        open_shipment(world, "taker_b", est="105100", sample_ids=[to_x.pk, to_y.pk])
+    assert [e.field for e in refused.value.errors] == ["sample_ids[1]"]
+    assert Shipment.objects.count() == shipments_before
+    assert Sample.objects.get(pk=to_x.pk).shipment_id is None
 
 
 def test_adding_the_same_sample_twice_is_harmless(world):

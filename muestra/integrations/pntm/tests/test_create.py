@@ -199,7 +199,7 @@ def test_rut_medico_is_required_with_a_medical_order(pntm: Pntm) -> None:
 @pytest.mark.parametrize(
     ("overrides", "field", "fragment"),
     [
-        ({"paciente_dv": "0"}, "paciente_run", "dígito verificador"),
+        ({"paciente_dv": "WRONG"}, "paciente_run", "dígito verificador"),
         ({"rut_responsable": "123-4"}, "rut_responsable", "RUT inválido"),
         ({"paciente_fecha_nac": "31-02-1990"}, "paciente_fecha_nac", "no existe"),
         ({"fecha_muestra": "01-01-2020"}, "fecha_muestra", "más de 7 días"),
@@ -214,7 +214,11 @@ def test_rut_medico_is_required_with_a_medical_order(pntm: Pntm) -> None:
 def test_invalid_values_name_the_national_field_in_spanish(
     pntm: Pntm, overrides: dict[str, Any], field: str, fragment: str
 ) -> None:
-    response = pntm.json("crearMuestras_v2", [create_row(**overrides)], key="lab_x")
+    row = create_row(**overrides)
+    if row["paciente_dv"] == "WRONG":
+        # Any digit but the right one (a fixed "0" is sometimes right).
+        row["paciente_dv"] = "1" if run_check_digit(row["paciente_run"]) != "1" else "2"
+    response = pntm.json("crearMuestras_v2", [row], key="lab_x")
     assert response.status_code == 422
     errors = response.json()["errores"][0]["errores"]
     assert [e["campo"] for e in errors] == [field]

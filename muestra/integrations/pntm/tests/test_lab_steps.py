@@ -331,11 +331,6 @@ def test_create_row_helper_is_valid_for_lab_y(pntm: Pntm) -> None:
     assert pntm.create(create_row(id_laboratorio=LAB_Y, cod_deis="105100"), key="lab_y")
 
 
-@pytest.mark.xfail(
-    reason="service issue (see docs/pntm.md): after forwarding a sample it did not create, the former lab no "
-    "longer sees it, so its retry of cambioLaboratorio is answered 404 instead of a harmless success",
-    strict=False,
-)
 def test_forward_retry_of_a_sample_registered_by_the_establishment(pntm: Pntm, world: Any) -> None:
     sample = sample_in_state(
         SampleState.RECEIVED,
