@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from zoneinfo import ZoneInfo
 
 from bench import baseline
 from bench.harness import (
@@ -34,6 +35,7 @@ from bench.harness import (
 )
 
 LAB_X = 1000000001
+CHILE = ZoneInfo("America/Santiago")
 ESTABLISHMENT_A = "113100"
 
 
@@ -82,7 +84,8 @@ def pntm_sample(run: str, n: int) -> dict[str, object]:
         "paciente_telefono": "912345678",
         "paciente_sexo": "F",
         "paciente_prevision": "FONASA",
-        "fecha_muestra": recent_time().strftime("%d-%m-%YT%H:%M:%S"),
+        # The national API sends Chilean local time without an offset.
+        "fecha_muestra": recent_time().astimezone(CHILE).strftime("%d-%m-%YT%H:%M:%S"),
         "tecnica_muestra": "RT-PCR",
         "tipo_muestra": "Tórulas Nasofaríngeas",
         "busqueda_activa": "false",

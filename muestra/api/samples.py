@@ -141,7 +141,6 @@ def sample_create_batch(request: HttpRequest, payload: s.SampleBatchIn) -> s.Bat
         except pydantic.ValidationError as exc:
             wire_errors[index] = field_errors_from_pydantic(exc.errors(), strip_source=False)
     outcomes = services.sample_register_batch(actor=actor, items=[data for _i, data in inputs], channel=Channel.API)
-    stored = selectors.samples_by_ids(actor, [o.sample.pk for o in outcomes if o.sample is not None])
     items: list[s.BatchItemOut | None] = [None] * len(payload.items)
     for index, errors in wire_errors.items():
         items[index] = s.BatchItemOut(index=index, status="error", sample=None, errors=serializers.field_errors(errors))
@@ -151,11 +150,12 @@ def sample_create_batch(request: HttpRequest, payload: s.SampleBatchIn) -> s.Bat
                 index=index, status="error", sample=None, errors=serializers.field_errors(outcome.errors)
             )
             continue
-        row = stored.get(outcome.sample.pk, outcome.sample)
         items[index] = s.BatchItemOut(
             index=index,
             status="created" if outcome.created else "existing",
-            sample=serializers.sample_out(row),
+            sample=s.SampleRefOut(
+                number=outcome.sample.number, state=outcome.sample.state, client_code=outcome.sample.client_code
+            ),
             errors=[],
         )
     done = [item for item in items if item is not None]

@@ -271,10 +271,20 @@ class BatchCounts(BaseModel):
     error: int
 
 
+class SampleRefOut(BaseModel):
+    """What a batch item's outcome says of its sample: enough to find it again (GET /samples/{number})."""
+
+    number: int
+    state: str
+    client_code: str
+
+
 class BatchItemOut(BaseModel):
     index: int
     status: Literal["created", "existing", "error"]
-    sample: SampleOut | None
+    # A reference, not the full representation: a LIS sending 1,000 samples needs their numbers, and repeating
+    # every patient's data back would double the work and the personal data on the wire.
+    sample: SampleRefOut | None
     errors: list[FieldErrorOut]
 
 

@@ -133,7 +133,10 @@ def test_batch_with_bad_rows_mixed_in(api):
     # Nothing of the bad rows was stored: exactly the three good samples and their three patients.
     assert sorted(s.number for s in Sample.objects.all()) == sorted(created)
     assert Patient.objects.count() == 3
-    assert by_index[0]["sample"]["patient"]["document_number"] == good[0]["patient"]["document_number"]
+    first = Sample.objects.get(pk=Sample.pk_from_number(by_index[0]["sample"]["number"]))
+    assert first.patient is not None
+    assert first.patient.document_number == good[0]["patient"]["document_number"]
+    assert by_index[0]["sample"]["state"] == "registered"
 
 
 def test_batch_retry_reports_existing(api):
