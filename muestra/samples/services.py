@@ -307,30 +307,39 @@ class _CodeTaken(Exception):
     """The sample's own code or tube barcode was taken by a concurrent writer (the unique constraint fired)."""
 
 
-def _register_one(actor: Actor, data: SampleInput, channel: str) -> tuple[Sample, bool]:
+def _settle_retry(existing: Sample, data: SampleInput, resolved: ResolvedSample) -> tuple[Sample, bool]:
+    """A LIS sent a code it has already used: the same registration again is the stored sample, else a Conflict."""
+    if _same_registration(existing, resolved):
+        return existing, False
+    raise Conflict(
+        _("The laboratory's own code %(code)s is already used by sample %(number)s.")
+        % {"code": data.client_code, "number": existing.number},
+        field="client_code",
+    )
+
+
+def _register_one(actor: Actor, data: SampleInput, channel: str, *, code_known: bool = False) -> tuple[Sample, bool]:
     errors = ErrorCollector()
     resolved = resolve_sample(data, errors)
     if resolved is not None:
         _check_registration_rights(actor, resolved, errors)
     errors.raise_if_any()
     assert resolved is not None
-    existing = _existing_by_client_code(actor, data, resolved)
-    if existing is not None:
-        if _same_registration(existing, resolved):
-            return existing, False
-        raise Conflict(
-            _("The laboratory's own code %(code)s is already used by sample %(number)s.")
-            % {"code": data.client_code, "number": existing.number},
-            field="client_code",
-        )
+    if code_known:
+        # The caller already knows this code is stored (a batch looked its codes up): settle it without writing.
+        existing = _existing_by_client_code(actor, data, resolved)
+        if existing is not None:
+            return _settle_retry(existing, data, resolved)
+    # Otherwise optimistic: nearly every registration is new, so the sample is inserted straight away and a retry
+    # is only recognised when the unique constraint on (client_lab, client_code) or tube_code fires. That saves a
+    # query on every registration; the failed attempt is rolled back whole (patient, sample), so a retry still
+    # writes nothing, and a retry that raced its first call is settled exactly like a later one.
     try:
         return _register_new(actor, data, resolved, channel)
     except _CodeTaken as exc:
-        # A concurrent call stored this code a moment ago (a LIS retrying while its first call still ran):
-        # settle it exactly as a later retry would be settled.
         existing = _existing_by_client_code(actor, data, resolved)
-        if existing is not None and _same_registration(existing, resolved):
-            return existing, False
+        if existing is not None:
+            return _settle_retry(existing, data, resolved)
         raise Conflict(
             _("A sample with this tube barcode or laboratory code already exists."),
             field="client_code" if data.client_code else "tube_code",
@@ -425,6 +434,7 @@ def _register_items(
     outcomes = [ItemOutcome(index=i) for i in range(len(items))]
     fast: list[tuple[int, ResolvedSample]] = []
     slow: list[int] = []
+    retry: set[int] = set()  # items whose own code is already stored
     seen_codes: dict[tuple[int, str], int] = {}
     for i, data in enumerate(items):
         errors = ErrorCollector()
@@ -476,7 +486,7 @@ def _register_items(
     for i in sorted(slow):
         try:
             with transaction.atomic():
-                outcomes[i].sample, outcomes[i].created = _register_one(actor, items[i], channel)
+                outcomes[i].sample, outcomes[i].created = _register_one(actor, items[i], channel, code_known=i in retry)
         except DomainError as exc:
             outcomes[i].error = exc
             outcomes[i].errors = exc.errors or [FieldError(exc.field or "", exc.code, exc.message)]

@@ -133,7 +133,9 @@ def test_batch_with_bad_rows_mixed_in(api):
     # Nothing of the bad rows was stored: exactly the three good samples and their three patients.
     assert sorted(s.number for s in Sample.objects.all()) == sorted(created)
     assert Patient.objects.count() == 3
-    first = Sample.objects.get(pk=Sample.pk_from_number(by_index[0]["sample"]["number"]))
+    first_pk = Sample.pk_from_number(by_index[0]["sample"]["number"])
+    assert first_pk is not None
+    first = Sample.objects.get(pk=first_pk)
     assert first.patient is not None
     assert first.patient.document_number == good[0]["patient"]["document_number"]
     assert by_index[0]["sample"]["state"] == "registered"
