@@ -1,4 +1,4 @@
-"""Writes on accounts: API keys (issue, revoke, record use)."""
+"""Writes on accounts: API keys (issue, revoke, record use) and two-factor authenticators (TOTP)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from muestra.accounts.models import ApiKey, User, generate_api_key, hash_api_key
+from muestra.accounts.models import ApiKey, Membership, Role, User, generate_api_key, hash_api_key
 from muestra.accounts.scoping import Actor
 from muestra.audit.services import audit_record
 from muestra.core.errors import PermissionDenied, ValidationFailed
@@ -120,3 +121,48 @@ def api_key_authenticate(raw_key: str) -> ApiKey | None:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now
     return key
+
+
+# --- Two-factor sign-in (TOTP) ------------------------------------------------------------------------------------
+
+#: Roles that may not use the staff web application without a verified second factor.
+TWO_FACTOR_ROLES = frozenset({Role.LAB_STAFF, Role.LAB_MANAGER, Role.AUTHORITY_VIEWER, Role.NATIONAL_ADMIN})
+
+
+def two_factor_required(user: User) -> bool:
+    """Lab staff and managers, authority viewers and administrators must sign in with a second factor."""
+    if user.is_superuser:
+        return True
+    return Membership.objects.filter(user=user, role__in=TWO_FACTOR_ROLES).exists()
+
+
+def totp_confirmed_device(user: User) -> TOTPDevice | None:
+    return TOTPDevice.objects.filter(user=user, confirmed=True).first()
+
+
+def totp_enrolment_start(*, user: User) -> TOTPDevice:
+    """The user's pending (unconfirmed) authenticator, created on first call; the same one until confirmed."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("pk").first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name="Authenticator", confirmed=False)
+    return device
+
+
+def totp_enrolment_confirm(*, user: User, device: TOTPDevice, token: str) -> bool:
+    """Confirms the pending authenticator when `token` matches it; any older authenticator is removed."""
+    if device.user_id != user.pk or device.confirmed or not device.verify_token(token.strip()):
+        return False
+    with transaction.atomic():
+        TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
+        device.confirmed = True
+        device.save(update_fields=["confirmed"])
+        audit_record(actor=f"user:{user.pk}", action="totp.enrol", object_type="user", object_id=user.pk)
+    return True
+
+
+def totp_verify(*, user: User, token: str) -> TOTPDevice | None:
+    """The user's confirmed authenticator if `token` is a fresh code from it (each code is accepted once)."""
+    device = totp_confirmed_device(user)
+    if device is not None and device.verify_token(token.strip()):
+        return device
+    return None

@@ -1,0 +1,69 @@
+"""What the page shell shows a user: their roles, places and the screens they may open.
+
+Only screens that exist are listed; later screens (registration, worklists, territory lists...) add themselves
+here with the roles that may use them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.urls import reverse
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
+
+from muestra.accounts.models import Membership, Role, User
+from muestra.accounts.scoping import Actor
+
+
+@dataclass(frozen=True)
+class NavItem:
+    key: str
+    label: str | Promise
+    url: str
+
+
+@dataclass(frozen=True)
+class Place:
+    role: str | Promise
+    name: str
+
+
+#: What each role may do, in a sentence, for the home page.
+ROLE_ABILITIES: dict[str, Promise] = {
+    Role.SAMPLE_TAKER: _("Register samples taken at your establishment, follow them and prepare shipments."),
+    Role.ESTABLISHMENT_MANAGER: _(
+        "Everything a sample taker does, plus managing your establishment's samples and shipments."
+    ),
+    Role.LAB_STAFF: _("Receive samples sent to your laboratory, reject them or report their results."),
+    Role.LAB_MANAGER: _("Everything laboratory staff do, plus corrections and your laboratory's worklists."),
+    Role.AUTHORITY_VIEWER: _("Consult samples and results of the establishments in your territory (read only)."),
+    Role.NATIONAL_ADMIN: _("Administer users, establishments, laboratories, catalogues and API keys."),
+}
+
+
+def navigation(actor: Actor) -> list[NavItem]:
+    items = [NavItem("home", _("Home"), reverse("web:home"))]
+    if actor.is_admin:
+        items.append(NavItem("admin", _("Administration"), reverse("admin:index")))
+    items.append(NavItem("account", _("My account"), reverse("accounts:account")))
+    return items
+
+
+def places(user: User) -> list[Place]:
+    """The user's roles with the establishment, laboratory or territory each applies to."""
+    memberships = Membership.objects.filter(user=user).select_related("establishment", "laboratory", "territory")
+    result = []
+    for m in memberships.order_by("pk"):
+        place = m.establishment or m.laboratory or m.territory
+        result.append(Place(m.get_role_display(), str(place) if place else str(_("Whole country"))))
+    if not result and user.is_superuser:
+        result.append(Place(Role.NATIONAL_ADMIN.label, str(_("Whole country"))))
+    return result
+
+
+def abilities(actor: Actor) -> list[Promise]:
+    roles = set(actor.roles)
+    if actor.is_admin:
+        roles.add(Role.NATIONAL_ADMIN)
+    return [ROLE_ABILITIES[role] for role in Role.values if role in roles]
