@@ -84,6 +84,10 @@ def test_iso_with_fraction_and_offset_round_trips(moment: datetime, offset_minut
 @given(moment=st.datetimes(min_value=datetime(1900, 1, 2), max_value=datetime(2100, 12, 30), timezones=st.just(UTC)))
 def test_our_answer_format_is_accepted_back(moment: datetime) -> None:
     moment = moment.replace(microsecond=0)
+    local = moment.astimezone(SANTIAGO)
+    # The national format has no offset, so the hour repeated at the autumn change is ambiguous by design (read
+    # as its first occurrence, tested elsewhere): the round trip holds for every other moment.
+    assume(local.replace(fold=1 - local.fold).utcoffset() == local.utcoffset())
     assert parse_datetime(format_datetime(moment)) == moment
     assert parse_date(format_date(moment.date())) == moment.date()
 
