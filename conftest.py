@@ -98,3 +98,24 @@ def world(db: Any) -> World:
     actors["key_lab_y"] = actor_for_api_key(key_lab_y)
     actors["key_est_a"] = actor_for_api_key(key_est_a)
     return World(built["establishments"], built["labs"], users, actors, keys)
+
+
+def login_with_second_factor(client: Any, user: Any) -> Any:
+    """Logs `client` in as `user` with a verified authenticator, as the two-factor pages would."""
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first() or TOTPDevice.objects.create(
+        user=user, name="test authenticator", confirmed=True
+    )
+    client.force_login(user)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+    return client
+
+
+@pytest.fixture
+def admin_client(db: Any, admin_user: Any, client: Any) -> Any:
+    """pytest-django's admin client, with the second factor the administration requires."""
+    return login_with_second_factor(client, admin_user)

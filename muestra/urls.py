@@ -1,5 +1,10 @@
 from django.contrib import admin
 from django.urls import include, path
+from django_otp.admin import OTPAdminSite
+
+# The administration holds every place, user and key: it requires a verified second factor, like the staff pages
+# of administrators (enrol or verify at /accounts/, then the admin accepts the session).
+admin.site.__class__ = OTPAdminSite
 
 urlpatterns = [
     path("", include("muestra.web.urls")),
