@@ -93,7 +93,7 @@ def test_for_pntm(technique: Any, disease_code: str) -> Test | None:
 
 def disease(code_or_id: Any) -> Disease | None:
     if isinstance(code_or_id, int):
-        return _index(Disease, "pk").get(str(code_or_id))
+        return by_pk(Disease, code_or_id)
     return _get(Disease, code_or_id, "code")
 
 
@@ -176,9 +176,8 @@ def laboratory(platform_id: Any) -> Laboratory | None:
 
 
 def laboratory_by_pk(pk: int | None) -> Laboratory | None:
-    if pk is None:
-        return None
-    return _index(Laboratory, "pk").get(str(pk))
+    # Retired labs included: samples still point at a lab an administrator has since deactivated.
+    return by_pk(Laboratory, pk)
 
 
 def lab_disease_ids(laboratory_id: int) -> frozenset[int]:

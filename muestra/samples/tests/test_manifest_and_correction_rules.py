@@ -105,3 +105,11 @@ def test_registration_events_carry_public_identifiers(world):
     sample, _ = services.sample_register(actor=world.actors["taker_a"], data=sample_input())
     event = sample.events.get(kind="registered")
     assert event.data["laboratory"] == LAB_X and event.data["test"] == "covid19-pcr"
+
+
+def test_samples_of_a_deactivated_lab_can_still_be_settled(world):
+    sample = sample_in_state(SampleState.DISPATCHED, taker=world.actors["taker_a"], lab=world.actors["lab_x"])
+    world.lab_x.active = False
+    world.lab_x.save(update_fields=["active"])
+    _sample, recorded = services.sample_receive(actor=world.actors["lab_x"], sample_id=sample.pk)
+    assert recorded and Sample.objects.get(pk=sample.pk).state == SampleState.RECEIVED
