@@ -8,6 +8,13 @@ admin.site.__class__ = OTPAdminSite
 
 urlpatterns = [
     path("", include("muestra.web.urls")),
+    # Staff screens, one area per group of users (see muestra/web/navigation.py for who sees which).
+    path("register/", include("muestra.web.registration.urls")),
+    path("samples/", include("muestra.web.mysamples.urls")),
+    path("shipments/", include("muestra.web.shipping.urls")),
+    path("lab/", include("muestra.web.lab.urls")),
+    path("corrections/", include("muestra.web.corrections.urls")),
+    path("territory/", include("muestra.web.territory.urls")),
     path("accounts/", include("muestra.accounts.urls")),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),

@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 
+from muestra.accounts.scoping import Actor, actor_for_user
 from muestra.accounts.services import totp_confirmed_device, two_factor_required
 
 View = Callable[..., HttpResponse]
@@ -36,3 +37,13 @@ def staff_required(view: View) -> View:
         return second_factor_redirect(request) or view(request, *args, **kwargs)
 
     return wrapper
+
+
+def request_actor(request: HttpRequest) -> Actor:
+    """The signed-in user as an Actor, computed once per request (the shell and the view share it)."""
+    cached: Actor | None = getattr(request, "_muestra_actor", None)
+    if cached is None:
+        user: Any = request.user
+        cached = actor_for_user(user)
+        request._muestra_actor = cached  # type: ignore[attr-defined]
+    return cached

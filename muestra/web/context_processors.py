@@ -6,8 +6,8 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from muestra.accounts.scoping import actor_for_user
 from muestra.accounts.services import two_factor_required
+from muestra.web.access import request_actor
 from muestra.web.navigation import navigation, places
 
 
@@ -18,4 +18,4 @@ def shell(request: HttpRequest) -> dict[str, Any]:
     if not user.is_verified() and two_factor_required(user):
         # Half signed in (password given, second factor not yet): show no navigation and no places.
         return {"shell_pending_second_factor": True}
-    return {"nav_items": navigation(actor_for_user(user)), "user_places": places(user)}
+    return {"nav_items": navigation(request_actor(request)), "user_places": places(user)}

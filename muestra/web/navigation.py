@@ -1,12 +1,13 @@
 """What the page shell shows a user: their roles, places and the screens they may open.
 
-Only screens that exist are listed; later screens (registration, worklists, territory lists...) add themselves
-here with the roles that may use them.
+Only screens that exist are listed. Each area of the staff screens (muestra/web/<area>/) declares its own entries
+in its `nav.py` (`nav_items(actor) -> list[NavItem]`), listing only what the actor's roles may open.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import import_module
 
 from django.urls import reverse
 from django.utils.functional import Promise
@@ -42,8 +43,15 @@ ROLE_ABILITIES: dict[str, Promise] = {
 }
 
 
+#: The areas in the order their entries appear in the navigation bar.
+AREAS = ("registration", "mysamples", "shipping", "lab", "corrections", "territory")
+
+
 def navigation(actor: Actor) -> list[NavItem]:
     items = [NavItem("home", _("Home"), reverse("web:home"))]
+    for area in AREAS:
+        module = import_module(f"muestra.web.{area}.nav")
+        items.extend(module.nav_items(actor))
     if actor.is_admin:
         items.append(NavItem("admin", _("Administration"), reverse("admin:index")))
     items.append(NavItem("account", _("My account"), reverse("accounts:account")))

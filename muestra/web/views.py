@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.template import loader
 
-from muestra.accounts.scoping import actor_for_user
-from muestra.web.access import staff_required
+from muestra.web.access import request_actor, staff_required
 from muestra.web.navigation import abilities
 
 
 @staff_required
 def home(request: HttpRequest) -> HttpResponse:
-    user: Any = request.user
-    return render(request, "web/home.html", {"abilities": abilities(actor_for_user(user))})
+    return render(request, "web/home.html", {"abilities": abilities(request_actor(request))})
 
 
 def error_403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

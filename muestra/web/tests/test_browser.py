@@ -6,24 +6,12 @@ from __future__ import annotations
 import base64
 import os
 import shutil
-from pathlib import Path
 
 import pytest
 from django_otp.oath import totp
 
 from muestra.demo.world import DEMO_PASSWORD
-
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from muestra.web.testing import CHROMIUM, shot
 
 pytestmark = [
     pytest.mark.browser,
@@ -32,26 +20,13 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def browser(monkeypatch):
-    # Playwright's sync API runs an event loop in this thread; the ORM calls of the fixtures are still synchronous.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        yield browser
-        browser.close()
-
-
 def _code(secret: str, drift: int) -> str:
     key = base64.b32decode(secret.replace(" ", ""))
     return f"{totp(key, step=30, t0=0, digits=6, drift=drift):06d}"
 
 
 def _shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    shot(page, name)
 
 
 def _sign_in(page, base: str, login: str) -> None:
