@@ -200,6 +200,24 @@ def sample_get(actor: Actor, sample_id: int | None) -> Sample | None:
     return sample
 
 
+def sample_by_scan(actor: Actor, code: str) -> Sample | None:
+    """The visible sample a scanned or typed code names: its 10-digit public number or its tube barcode.
+
+    Labels printed by Muestra carry the public number; pre-labelled tubes carry their own barcode (`tube_code`).
+    None when nothing matches or the match is out of the actor's scope (the two are not told apart).
+    """
+    code = (code or "").strip()
+    if not code:
+        return None
+    sample_id = pk_from_public_number(code) if code.isdigit() else None
+    if sample_id is not None:
+        found = sample_get(actor, sample_id)
+        if found is not None:
+            return found
+    match = scoped(actor, Sample.objects.filter(tube_code=code)).values_list("pk", flat=True).first()
+    return sample_get(actor, match) if match is not None else None
+
+
 def samples_by_ids(actor: Actor, sample_ids: Sequence[int]) -> dict[int, Sample]:
     """The visible samples among `sample_ids`, by primary key (after a batch write, to show the outcomes)."""
     ids = [i for i in sample_ids if i is not None]
