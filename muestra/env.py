@@ -60,5 +60,6 @@ class DomainRules(TypedDict):
     FUTURE_TOLERANCE_MINUTES: int
     CORRECTION_WINDOW_DAYS: int
     MAX_REPORT_BYTES: int
+    LAB_TARGET_HOURS: int
     MAX_BATCH_ITEMS: int
     DEFAULT_COUNTRY: str

@@ -48,6 +48,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy, Permissions-Policy, Cross-Origin-Opener-Policy on every response (web/security.py).
+    "muestra.web.security.SecurityHeadersMiddleware",
     # Static files served by the app servers themselves: no separate web server needed for the admin's CSS.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -198,9 +200,14 @@ MUESTRA: DomainRules = {
     # A lab may correct a result once within this window; later changes need an administrator.
     "CORRECTION_WINDOW_DAYS": env_int("MUESTRA_CORRECTION_WINDOW_DAYS", 7),
     "MAX_REPORT_BYTES": env_int("MUESTRA_MAX_REPORT_BYTES", 10 * 1024 * 1024),
+    # Lab worklists highlight samples waiting longer than this (hours since collection, or since receipt).
+    "LAB_TARGET_HOURS": env_int("MUESTRA_LAB_TARGET_HOURS", 24),
     "MAX_BATCH_ITEMS": env_int("MUESTRA_MAX_BATCH_ITEMS", 5000),
     "DEFAULT_COUNTRY": env_str("MUESTRA_COUNTRY", "CL"),
 }
+
+# The most samples one export of the territory list may hold; narrower filters are asked for above it.
+MUESTRA_EXPORT_MAX_ROWS = env_int("MUESTRA_EXPORT_MAX_ROWS", 10_000)
 
 LOGGING = {
     "version": 1,

@@ -1,10 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
-from django_otp.admin import OTPAdminSite
+
+from muestra.accounts.admin import MuestraAdminSite
+from muestra.accounts.views import set_language_view
 
 # The administration holds every place, user and key: it requires a verified second factor, like the staff pages
-# of administrators (enrol or verify at /accounts/, then the admin accepts the session).
-admin.site.__class__ = OTPAdminSite
+# of administrators (enrol or verify at /accounts/, then the admin accepts the session), and is open to national
+# administrators only (django-otp's OTPAdminSite, narrowed in accounts/admin.py).
+admin.site.__class__ = MuestraAdminSite
 
 urlpatterns = [
     path("", include("muestra.web.urls")),
@@ -17,7 +20,8 @@ urlpatterns = [
     path("territory/", include("muestra.web.territory.urls")),
     path("accounts/", include("muestra.accounts.urls")),
     path("admin/", admin.site.urls),
-    path("i18n/", include("django.conf.urls.i18n")),
+    # Django's language switcher, which also remembers the choice on the signed-in user's account.
+    path("i18n/setlang/", set_language_view, name="set_language"),
     path("api/v1/", include("muestra.api.main")),
     path("pntm/", include("muestra.integrations.pntm.urls")),
 ]

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
+from django.contrib.auth import forms as auth_forms
 from django.contrib.auth.forms import AuthenticationForm
 from django.utils.translation import gettext_lazy as _
 
@@ -36,3 +39,13 @@ class TotpCodeForm(forms.Form):
         if not code.isdigit():
             raise forms.ValidationError(_("Enter the six digits shown by your authenticator app."))
         return code
+
+
+class PasswordChangeForm(auth_forms.PasswordChangeForm):
+    """Django's form with the autocomplete hints password managers need."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["old_password"].widget.attrs.update({"autocomplete": "current-password", "autofocus": True})
+        self.fields["new_password1"].widget.attrs["autocomplete"] = "new-password"
+        self.fields["new_password2"].widget.attrs["autocomplete"] = "new-password"

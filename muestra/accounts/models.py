@@ -27,6 +27,9 @@ class User(AbstractUser):
         help_text=_("RUN without dots (12345678-5) or CCCD; also accepted as login name."),
     )
     language = models.CharField(_("language"), max_length=8, blank=True)
+    # What the registration form offers first next time: the last establishment, lab, test, sample type and strategy
+    # (codes and platform ids only, never personal data). Written by `registration_defaults_remember`.
+    registration_defaults = models.JSONField(_("registration defaults"), default=dict, blank=True)
 
     class Meta:
         verbose_name = _("user")

@@ -136,6 +136,7 @@ def scoped(actor: Actor, queryset: QuerySet[M]) -> QuerySet[M]:
         "samples.SampleEvent",
         "samples.Result",
         "samples.CorrectionAuthorization",
+        "samples.CorrectionRequest",
         "samples.ShipmentItem",
     }:
         return queryset.filter(_sample_q(actor, "sample__"))

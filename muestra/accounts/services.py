@@ -166,3 +166,51 @@ def totp_verify(*, user: User, token: str) -> TOTPDevice | None:
     if device is not None and device.verify_token(token.strip()):
         return device
     return None
+
+
+# --- registration form defaults ------------------------------------------------------------------------------
+
+#: What the registration form remembers per user: codes and public ids only, never personal data.
+REGISTRATION_DEFAULT_KEYS = ("establishment", "laboratory", "test", "sample_type", "strategy")
+
+
+def registration_defaults_remember(*, user: User, values: dict[str, str]) -> bool:
+    """Remembers the establishment, lab, test, sample type and strategy `user` last registered with.
+
+    Unknown keys are ignored and blank values forget a default. Writes (one UPDATE) only when something changed,
+    so registering sample after sample with the same settings costs no query. Returns whether it wrote.
+    """
+    remembered = {key: str(values[key]) for key in REGISTRATION_DEFAULT_KEYS if values.get(key) not in (None, "")}
+    if remembered == (user.registration_defaults or {}):
+        return False
+    user.registration_defaults = remembered
+    User.objects.filter(pk=user.pk).update(registration_defaults=remembered)
+    return True
+
+
+# --- account preferences and authenticator recovery ------------------------------------------------------------
+
+
+def user_language_remember(*, user: User, language: str) -> bool:
+    """Stores the interface language the user chose (applied again at each sign-in). Writes only on a change."""
+    if user.language == language:
+        return False
+    user.language = language
+    User.objects.filter(pk=user.pk).update(language=language)
+    return True
+
+
+def totp_reset(*, actor: Actor, user_id: int) -> int:
+    """Removes every authenticator of a user who lost theirs; they enrol a new one at their next sign-in.
+
+    For national administrators only (the person's identity is checked outside the system, e.g. by phone). Their
+    open sessions lose their verified second factor at once (django-otp finds no device behind it any more).
+    Returns how many authenticators were removed."""
+    if not actor.is_admin:
+        raise PermissionDenied(_("Only a national administrator may reset an authenticator."))
+    with transaction.atomic():
+        removed, _detail = TOTPDevice.objects.filter(user_id=user_id).delete()
+        audit_record(
+            actor=actor.label, action="totp.reset", object_type="user", object_id=user_id, data={"removed": removed}
+        )
+    return removed

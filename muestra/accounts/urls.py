@@ -10,7 +10,10 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("two-factor/", views.totp_verify_view, name="totp_verify"),
     path("two-factor/enrol/", views.totp_enrol_view, name="totp_enrol"),
+    path("two-factor/replace/", views.totp_replace_view, name="totp_replace"),
+    path("two-factor/replace/new/", views.totp_replace_enrol_view, name="totp_replace_enrol"),
     path("", views.account_view, name="account"),
+    path("password/", views.password_change_view, name="password_change"),
     path("password-reset/", views.PasswordResetView.as_view(), name="password_reset"),
     path(
         "password-reset/sent/",

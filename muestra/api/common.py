@@ -79,10 +79,17 @@ def after_id(cursor: str | None) -> int | None:
         ) from None
 
 
-def audit_reads(actor: Actor, action: str, numbers: Iterable[int], data: dict[str, Any] | None = None) -> None:
+def audit_reads(
+    actor: Actor,
+    action: str,
+    numbers: Iterable[int],
+    data: dict[str, Any] | None = None,
+    *,
+    channel: str = Channel.API,
+) -> None:
     """One audit entry per sample whose personal data or result was returned, written in one bulk call.
 
     Only the action, the sample number and non-identifying facts are recorded: never names, documents or filters
-    (a filter may be a document number)."""
-    facts = {"channel": Channel.API, **(data or {})}
+    (a filter may be a document number). The staff screens audit their reads with this too (channel "web")."""
+    facts = {"channel": channel, **(data or {})}
     audit_record_many(actor=actor.label, items=[AuditItem(action, "sample", n, facts) for n in numbers])

@@ -21,11 +21,29 @@ from muestra.catalog.models import (
     Strategy,
     Test,
 )
+from muestra.samples import lookups
 
 TRANSLATED_SEARCH = ["code", "name", "name_en", "name_vi", "pntm_name"]
 
 
-class CatalogEntryAdmin(admin.ModelAdmin[Any]):
+class LookupCacheClearingAdmin(admin.ModelAdmin[Any]):
+    """Reference data read through `samples.lookups`: a change here empties this process's cache at once (the other
+    processes see it within the cache's lifetime, a minute)."""
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        lookups.clear()
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        lookups.clear()
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        super().delete_model(request, obj)
+        lookups.clear()
+
+
+class CatalogEntryAdmin(LookupCacheClearingAdmin):
     # Lists rather than tuples: the type checker fixes a tuple's length, which subclasses could not override.
     list_display = ["code", "name", "name_en", "name_vi", "pntm_name", "active"]
     list_filter = ["active"]

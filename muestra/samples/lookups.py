@@ -202,7 +202,9 @@ def assigned_lab_ids(establishment_id: int) -> frozenset[int]:
     return _cached("assignments", build).get(establishment_id, frozenset())
 
 
-def test_accepts(test_obj: Test, *, sample_type_id: int | None = None, result_value_id: int | None = None) -> bool:
+def test_allowed(test_obj: Test) -> tuple[frozenset[int], frozenset[int]]:
+    """The ids of the sample types and of the result values the catalogue allows for `test_obj`."""
+
     def build() -> dict[int, tuple[frozenset[int], frozenset[int]]]:
         types: dict[int, set[int]] = {}
         values: dict[int, set[int]] = {}
@@ -212,10 +214,47 @@ def test_accepts(test_obj: Test, *, sample_type_id: int | None = None, result_va
             values.setdefault(t_id, set()).add(rv_id)
         return {t: (frozenset(types.get(t, ())), frozenset(values.get(t, ()))) for t in set(types) | set(values)}
 
-    allowed_types, allowed_values = _cached("test-accepts", build).get(test_obj.pk, (frozenset(), frozenset()))
+    return _cached("test-accepts", build).get(test_obj.pk, (frozenset(), frozenset()))
+
+
+def test_accepts(test_obj: Test, *, sample_type_id: int | None = None, result_value_id: int | None = None) -> bool:
+    allowed_types, allowed_values = test_allowed(test_obj)
     if sample_type_id is not None and sample_type_id not in allowed_types:
         return False
     return not (result_value_id is not None and result_value_id not in allowed_values)
+
+
+def active_rows(model: type[M]) -> list[M]:
+    """Every active row of a reference table (catalogue, establishments, labs), from the cache, in primary-key
+    order: what a screen offers in its option lists without a query per page."""
+    return sorted(_index(model, "pk").values(), key=lambda row: row.pk)
+
+
+def countries() -> list[Country]:
+    """Every country (issuing countries, nationalities), from the cache, by name."""
+    return sorted(_index(Country, "pk", active_only=False).values(), key=lambda row: row.name)
+
+
+def residences(profile_code: str) -> list[tuple[str, Territory]]:
+    """The places of residence of a country profile as (code accepted by `comuna_or_district`, territory): Chilean
+    comunas by CUT code, Vietnamese 2025 provinces; from the cache, by name."""
+    return _cached(f"residences:{profile_code}", lambda: _residences(profile_code))
+
+
+def _residences(profile_code: str) -> list[tuple[str, Territory]]:
+    index = _cached("residence-index", _build_residence_index)
+    seen: set[int] = set()
+    result: list[tuple[str, Territory]] = []
+    for code, territory in index.items():
+        if territory.pk in seen or territory.profile.code != profile_code:
+            continue
+        if territory.level == TerritoryLevel.CL_COMUNA and code != territory.code:
+            continue  # the CUT form; the DEIS form of the same comuna is an alias
+        if territory.level in (TerritoryLevel.VN_LEGACY_PROVINCE, TerritoryLevel.VN_DISTRICT):
+            continue  # only today's provinces are offered; older codes stay accepted from other systems
+        seen.add(territory.pk)
+        result.append((code, territory))
+    return sorted(result, key=lambda item: item[1].name)
 
 
 def by_pk(model: type[M], pk: int | None) -> M | None:
@@ -270,3 +309,8 @@ def attach_reference_rows(samples: Any) -> None:
                 pk = getattr(patient, f"{name}_id")
                 if pk is not None and not patient._state.fields_cache.get(name):
                     patient._state.fields_cache[name] = by_pk(model, pk)
+
+
+def active_result_values() -> list[ResultValue]:
+    """Every active result value, by code (from the cache)."""
+    return sorted({row.pk: row for row in _index(ResultValue, "code").values()}.values(), key=lambda row: row.code)

@@ -255,3 +255,48 @@ class CorrectionAuthorization(models.Model):
     class Meta:
         verbose_name = _("late correction authorisation")
         verbose_name_plural = _("late correction authorisations")
+
+
+class CorrectionRequest(models.Model):
+    """A lab's request to correct a result after the correction window; a national administrator decides it.
+
+    Authorising it creates a `CorrectionAuthorization`, which the lab then uses for exactly one correction.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        AUTHORISED = "authorised", _("Authorised")
+        DECLINED = "declined", _("Declined")
+
+    sample = models.ForeignKey(Sample, on_delete=models.PROTECT, related_name="correction_requests")
+    laboratory = models.ForeignKey(Laboratory, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    requested_at = models.DateTimeField()
+    reason = models.CharField(_("reason"), max_length=250)
+    proposed_value = models.ForeignKey(
+        ResultValue, on_delete=models.PROTECT, related_name="+", verbose_name=_("proposed result")
+    )
+    state = models.CharField(_("state"), max_length=12, choices=State.choices, default=State.PENDING)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.CharField(_("decision note"), max_length=250, blank=True)
+    authorization = models.ForeignKey(
+        CorrectionAuthorization, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("correction request")
+        verbose_name_plural = _("correction requests")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["sample"],
+                condition=models.Q(state="pending"),
+                name="correction_request_one_pending_per_sample",
+            ),
+        ]
+        indexes = [models.Index(fields=["state", "requested_at"])]
+
+    def __str__(self) -> str:
+        return f"Correction request {self.pk} ({self.state})"

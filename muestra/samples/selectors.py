@@ -14,16 +14,18 @@ import binascii
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Generic, TypeVar
 
-from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery, prefetch_related_objects
+from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery, prefetch_related_objects
 
 from muestra.accounts.scoping import Actor, scoped
 from muestra.catalog.models import (
     Disease,
     HealthInsurance,
     IdentityDocumentType,
+    Interpretation,
     RejectionReason,
     ResultValue,
     SampleType,
@@ -33,7 +35,17 @@ from muestra.catalog.models import (
 from muestra.facilities.models import Establishment, LabAssignment, Laboratory
 from muestra.patients.documents import DocumentInvalid, normalise_run
 from muestra.samples import lookups
-from muestra.samples.models import PUBLIC_NUMBER_OFFSET, Result, Sample, SampleEvent, Shipment, ShipmentItem
+from muestra.samples.models import (
+    PUBLIC_NUMBER_OFFSET,
+    CorrectionAuthorization,
+    CorrectionRequest,
+    Result,
+    Sample,
+    SampleEvent,
+    SampleState,
+    Shipment,
+    ShipmentItem,
+)
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -146,6 +158,7 @@ class SampleFilters:
     collected_to: datetime | None = None
     updated_since: datetime | None = None
     patient_document: str | None = None
+    result: str | None = None  # result value code
 
 
 def _document_variants(raw: str) -> set[str]:
@@ -177,6 +190,8 @@ def _filter_samples(queryset: QuerySet[Sample], filters: SampleFilters) -> Query
         q &= Q(updated_at__gte=filters.updated_since)
     if filters.patient_document:
         q &= Q(patient__document_number__in=_document_variants(filters.patient_document))
+    if filters.result:
+        q &= Q(result_value__code=filters.result)
     return queryset.filter(q)
 
 
@@ -188,6 +203,19 @@ def sample_page(
     page = _paginate(_with_representation(queryset), after_id=after_id, limit=limit)
     _complete(page.items)
     return page
+
+
+def sample_list(actor: Actor, filters: SampleFilters) -> QuerySet[Sample]:
+    """The visible samples matching `filters`, newest collection first, ready to be sliced into a page.
+
+    Call `samples_complete` on the page's rows to attach their reference rows (from the look-up cache)."""
+    queryset = _filter_samples(scoped(actor, Sample.objects.all()), filters)
+    return _with_representation(queryset).order_by("-collected_at", "-pk")
+
+
+def samples_complete(samples: list[Sample]) -> list[Sample]:
+    """Attaches reference rows (and pool members) to samples read through `sample_list`."""
+    return _complete(samples)
 
 
 def sample_get(actor: Actor, sample_id: int | None) -> Sample | None:
@@ -231,7 +259,7 @@ def sample_events(actor: Actor, sample_id: int) -> list[SampleEvent]:
     """The chain of custody of a sample the caller has already been shown (scoped again all the same)."""
     return list(
         scoped(actor, SampleEvent.objects.filter(sample_id=sample_id))
-        .select_related("laboratory", "establishment")
+        .select_related("laboratory", "establishment", "actor_user")
         .order_by("at", "id")
     )
 
@@ -349,3 +377,238 @@ def identity_document_types() -> list[IdentityDocumentType]:
 
 def health_insurances() -> list[HealthInsurance]:
     return list(HealthInsurance.objects.filter(active=True).order_by("code"))
+
+
+# --- laboratory worklists -----------------------------------------------------------------------------------
+
+
+class WorklistTab(StrEnum):
+    TO_RECEIVE = "to_receive"
+    IN_PROCESS = "in_process"
+    FINISHED = "finished"
+    REJECTED = "rejected"
+
+
+#: The states each worklist shows. "To receive" includes registered samples addressed to the lab: a tube may
+#: arrive before its manifest was dispatched on screen.
+WORKLIST_STATES: dict[WorklistTab, tuple[str, ...]] = {
+    WorklistTab.TO_RECEIVE: (SampleState.REGISTERED, SampleState.DISPATCHED),
+    WorklistTab.IN_PROCESS: (SampleState.RECEIVED,),
+    WorklistTab.FINISHED: (SampleState.RESULT,),
+    WorklistTab.REJECTED: (SampleState.REJECTED, SampleState.RETURNED),
+}
+#: Finished and rejected samples are shown for this many days after their last change (the lists stay short).
+WORKLIST_RECENT_DAYS = 30
+_WORKLIST_ORDER: dict[WorklistTab, tuple[str, ...]] = {
+    WorklistTab.TO_RECEIVE: ("collected_at", "pk"),
+    WorklistTab.IN_PROCESS: ("received_at", "pk"),
+    WorklistTab.FINISHED: ("-state_changed_at", "-pk"),
+    WorklistTab.REJECTED: ("-state_changed_at", "-pk"),
+}
+
+
+def _worklist_q(tab: WorklistTab, since: datetime) -> Q:
+    q = Q(state__in=WORKLIST_STATES[tab])
+    if tab in (WorklistTab.FINISHED, WorklistTab.REJECTED):
+        q &= Q(state_changed_at__gte=since)
+    return q
+
+
+def _lab_samples(actor: Actor, laboratory_ids: Sequence[int]) -> QuerySet[Sample]:
+    """Tubes (pool members follow their pool tube) currently assigned to the given labs of the actor."""
+    labs = [pk for pk in laboratory_ids if actor.acts_for_laboratory(pk)]
+    return scoped(actor, Sample.objects.filter(laboratory_id__in=labs, pool__isnull=True))
+
+
+def lab_worklist_counts(actor: Actor, laboratory_ids: Sequence[int], *, now: datetime) -> dict[str, int]:
+    """How many samples each worklist holds, in one query."""
+    since = now - timedelta(days=WORKLIST_RECENT_DAYS)
+    counts = _lab_samples(actor, laboratory_ids).aggregate(
+        **{tab.value: Count("pk", filter=_worklist_q(tab, since)) for tab in WorklistTab}
+    )
+    return {key: value or 0 for key, value in counts.items()}
+
+
+def lab_worklist(actor: Actor, laboratory_ids: Sequence[int], tab: WorklistTab, *, now: datetime) -> QuerySet[Sample]:
+    """One worklist of the actor's labs, in working order, ready to be sliced into a page (then `samples_complete`
+    the page's rows): oldest collection first to receive, oldest receipt first in process, newest first else."""
+    since = now - timedelta(days=WORKLIST_RECENT_DAYS)
+    queryset = _lab_samples(actor, laboratory_ids).filter(_worklist_q(tab, since))
+    return queryset.select_related(*SAMPLE_RELATED).order_by(*_WORKLIST_ORDER[tab])
+
+
+def lab_sample(actor: Actor, sample_id: int | None) -> Sample | None:
+    """A sample the actor's lab currently holds (None when missing, out of scope or assigned to another lab)."""
+    sample = sample_get(actor, sample_id)
+    if sample is None or not actor.acts_for_laboratory(sample.laboratory_id):
+        return None
+    return sample
+
+
+def lab_samples_by_ids(actor: Actor, sample_ids: Sequence[int]) -> dict[int, Sample]:
+    """The samples among `sample_ids` that the actor's labs currently hold, by primary key."""
+    return {pk: s for pk, s in samples_by_ids(actor, sample_ids).items() if actor.acts_for_laboratory(s.laboratory_id)}
+
+
+def forwarding_laboratories(sample: Sample) -> list[Laboratory]:
+    """Active labs authorised for the sample's disease, other than its current lab (reference data, one query)."""
+    labs = Laboratory.objects.filter(active=True, diseases=sample.disease_id)
+    if sample.laboratory_id is not None:
+        labs = labs.exclude(pk=sample.laboratory_id)
+    return list(labs.order_by("name"))
+
+
+def result_choices(test: Test | None) -> list[ResultValue]:
+    """The result values a lab may deliver for `test` (never the system's re-test marker), from the cache."""
+    if test is None:
+        return []
+    return [
+        value
+        for value in lookups.active_result_values()
+        if value.interpretation != Interpretation.RETEST and lookups.test_accepts(test, result_value_id=value.pk)
+    ]
+
+
+class CorrectionOption(StrEnum):
+    NONE = "none"  # no result to correct
+    DIRECT = "direct"  # within the window, first correction
+    AUTHORISED = "authorised"  # an administrator's authorisation is waiting to be used
+    PENDING = "pending"  # a request waits for a decision
+    REQUEST = "request"  # a correction needs a request first
+
+
+def correction_option(actor: Actor, sample: Sample, results: Sequence[Result]) -> CorrectionOption:
+    """Which way the sample's lab may correct its result now (mirrors the rule in `services.result_correct`)."""
+    from muestra.samples.services import correction_needs_authorisation
+
+    if sample.state != SampleState.RESULT or not results:
+        return CorrectionOption.NONE
+    if not correction_needs_authorisation(results):
+        return CorrectionOption.DIRECT
+    if scoped(actor, CorrectionAuthorization.objects.filter(sample_id=sample.pk, used_at__isnull=True)).exists():
+        return CorrectionOption.AUTHORISED
+    if scoped(actor, CorrectionRequest.objects.filter(sample_id=sample.pk, state="pending")).exists():
+        return CorrectionOption.PENDING
+    return CorrectionOption.REQUEST
+
+
+# --- late-correction requests -------------------------------------------------------------------------------
+
+
+def _correction_request_representation(queryset: QuerySet[CorrectionRequest]) -> QuerySet[CorrectionRequest]:
+    return queryset.select_related("sample", "requested_by", "decided_by")
+
+
+def correction_requests_complete(requests: Sequence[CorrectionRequest]) -> list[CorrectionRequest]:
+    """Attaches the reference rows (lab, values, the sample's own) from the look-up cache."""
+    for request in requests:
+        request._state.fields_cache["laboratory"] = lookups.laboratory_by_pk(request.laboratory_id)
+        request._state.fields_cache["proposed_value"] = lookups.by_pk(ResultValue, request.proposed_value_id)
+    lookups.attach_reference_rows([r.sample for r in requests])
+    return list(requests)
+
+
+def correction_requests(actor: Actor, *, state: str | None) -> QuerySet[CorrectionRequest]:
+    """Correction requests the actor may see, oldest pending first (newest decided first for the history);
+    slice into a page, then `correction_requests_complete` the rows."""
+    queryset = scoped(actor, CorrectionRequest.objects.all())
+    if state == "pending":
+        queryset = queryset.filter(state="pending").order_by("requested_at", "pk")
+    elif state:
+        queryset = queryset.filter(state=state).order_by("-decided_at", "-pk")
+    else:
+        queryset = queryset.exclude(state="pending").order_by("-decided_at", "-pk")
+    return _correction_request_representation(queryset)
+
+
+def correction_request_get(actor: Actor, request_id: int | None) -> CorrectionRequest | None:
+    if request_id is None:
+        return None
+    found = _correction_request_representation(scoped(actor, CorrectionRequest.objects.filter(pk=request_id))).first()
+    return correction_requests_complete([found])[0] if found is not None else None
+
+
+def correction_requests_for_sample(actor: Actor, sample_id: int) -> list[CorrectionRequest]:
+    queryset = scoped(actor, CorrectionRequest.objects.filter(sample_id=sample_id)).order_by("requested_at", "pk")
+    return correction_requests_complete(list(_correction_request_representation(queryset)))
+
+
+def pending_correction_request_count(actor: Actor) -> int:
+    return scoped(actor, CorrectionRequest.objects.filter(state="pending")).count()
+
+
+# --- the establishment side: "my samples" and the shipments being prepared ------------------------------------
+
+
+def _sample_search_q(text: str) -> Q:
+    """What a person may type to find a sample: its number, tube barcode or the lab's own code, the patient's
+    document number, or words of the patient's name (each word must appear in one of the names)."""
+    q = Q(tube_code=text) | Q(client_code=text) | Q(patient__document_number__in=_document_variants(text))
+    pk = pk_from_public_number(text) if text.isdigit() else None
+    if pk is not None:
+        q |= Q(pk=pk)
+    words = text.split()
+    if words and not any(ch.isdigit() for ch in text):
+        name_q = Q()
+        for word in words[:5]:
+            name_q &= (
+                Q(patient__given_names__icontains=word)
+                | Q(patient__paternal_surname__icontains=word)
+                | Q(patient__maternal_surname__icontains=word)
+            )
+        q |= name_q
+    return q
+
+
+def establishment_samples(actor: Actor, establishment_ids: Sequence[int], *, search: str = "") -> QuerySet[Sample]:
+    """The samples of the given establishments that the actor sees, narrowed by a search (any state)."""
+    queryset = scoped(actor, Sample.objects.filter(establishment_id__in=list(establishment_ids)))
+    text = (search or "").strip()
+    return queryset.filter(_sample_search_q(text)) if text else queryset
+
+
+def sample_state_counts(queryset: QuerySet[Sample]) -> dict[str, int]:
+    """How many samples of `queryset` are in each state, in one query."""
+    rows = queryset.order_by().values("state").annotate(n=Count("pk")).values_list("state", "n")
+    return {state: n for state, n in rows}
+
+
+def establishment_sample_list(queryset: QuerySet[Sample], states: Sequence[str]) -> QuerySet[Sample]:
+    """`queryset` (from `establishment_samples`) in the given states, newest collection first, ready to be sliced
+    into a page; call `samples_complete` on the page's rows."""
+    return _with_representation(queryset.filter(state__in=list(states))).order_by("-collected_at", "-pk")
+
+
+def establishment_shipments(
+    actor: Actor, establishment_ids: Sequence[int], *, state: str | None = None
+) -> QuerySet[Shipment]:
+    """The shipments of the given establishments that the actor sees, newest first, with their tube count."""
+    queryset = scoped(actor, Shipment.objects.filter(establishment_id__in=list(establishment_ids)))
+    if state:
+        queryset = queryset.filter(state=state)
+    return queryset.select_related("establishment", "laboratory").annotate(tube_count=Count("items")).order_by("-pk")
+
+
+def shipment_state_counts(actor: Actor, establishment_ids: Sequence[int]) -> dict[str, int]:
+    queryset = scoped(actor, Shipment.objects.filter(establishment_id__in=list(establishment_ids)))
+    rows = queryset.order_by().values("state").annotate(n=Count("pk")).values_list("state", "n")
+    return {state: n for state, n in rows}
+
+
+def shipment_header(actor: Actor, shipment_id: int | None) -> Shipment | None:
+    """One shipment with its origin and destination (no items), or None when missing or out of scope."""
+    if shipment_id is None:
+        return None
+    return scoped(actor, Shipment.objects.filter(pk=shipment_id)).select_related("establishment", "laboratory").first()
+
+
+def shipment_items(actor: Actor, shipment_id: int) -> list[ShipmentItem]:
+    """The lines of a shipment the actor sees, in the order the tubes went in, each with its sample (patient
+    joined, reference rows attached)."""
+    items = list(
+        scoped(actor, ShipmentItem.objects.filter(shipment_id=shipment_id))
+        .select_related("sample", "sample__patient")
+        .order_by("id")
+    )
+    lookups.attach_reference_rows([item.sample for item in items])
+    return items

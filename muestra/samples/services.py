@@ -10,7 +10,7 @@ same content returns the stored outcome and records nothing new.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -42,6 +42,7 @@ from muestra.samples.models import (
     PUBLIC_NUMBER_OFFSET,
     Channel,
     CorrectionAuthorization,
+    CorrectionRequest,
     EventKind,
     Result,
     Sample,
@@ -393,6 +394,23 @@ def sample_register(*, actor: Actor, data: SampleInput, channel: str = Channel.A
     the same code with different content is a Conflict.
     """
     return _register_one(actor, data, channel)
+
+
+def sample_register_check(*, actor: Actor, data: SampleInput) -> list[FieldError]:
+    """Every field error `sample_register` would report for `data`, without writing anything.
+
+    The same validation as a registration (codes, dates, the patient's document and details, the actor's right to
+    register for that establishment), so a screen can check a field as soon as it is left and the submit then
+    meets no surprise. Uniqueness of tube barcodes is only known when writing, so it is not checked here.
+    """
+    errors = ErrorCollector()
+    resolved = resolve_sample(data, errors)
+    if resolved is not None:
+        try:
+            _check_registration_rights(actor, resolved, errors)
+        except DomainError as exc:
+            errors.errors.extend(exc.errors or [FieldError("establishment", exc.code, exc.message)])
+    return errors.errors
 
 
 def sample_register_batch(
@@ -925,11 +943,14 @@ def shipment_receive(
     received_sample_ids: Sequence[int],
     damaged_sample_ids: Sequence[int] = (),
     damage_reason: str = "",
+    damage_reasons: Mapping[int, str] | None = None,
     received_at: datetime | None = None,
     channel: str = Channel.API,
 ) -> ShipmentReceipt:
     """The lab receives a whole box: scanned tubes are received, damaged ones rejected as spilled/damaged,
-    tubes on the manifest but not scanned are recorded missing (they stay in transit for a later scan)."""
+    tubes on the manifest but not scanned are recorded missing (they stay in transit for a later scan).
+
+    `damage_reasons` gives a damaged tube its own description (by sample id); others get `damage_reason`."""
     with transaction.atomic():
         shipment = _lock_shipment(actor, shipment_id)
         if not actor.acts_for_laboratory(shipment.laboratory_id):
@@ -953,12 +974,13 @@ def shipment_receive(
         for sample_id, item in items.items():
             sample = samples[sample_id]
             if sample_id in damaged_ids:
+                reason = (damage_reasons or {}).get(sample_id) or damage_reason
                 if sample.state != S.REJECTED:
                     ensure_allowed(sample, Step.REJECT)  # e.g. not a tube that already has its result
-                    _reject_locked(actor, sample, damaged_reason, damage_reason or "damaged on arrival", rec)
-                    rec.event(sample, EventKind.DAMAGED, from_state=sample.state, reason=damage_reason)
+                    _reject_locked(actor, sample, damaged_reason, reason or "damaged on arrival", rec)
+                    rec.event(sample, EventKind.DAMAGED, from_state=sample.state, reason=reason)
                 item.outcome = ShipmentItem.Outcome.DAMAGED
-                item.note = damage_reason[:250]
+                item.note = reason[:250]
                 receipt.damaged.append(sample_id)
             elif sample_id in received_ids:
                 if _receive_locked(actor, sample, received_at, rec):
@@ -1271,6 +1293,15 @@ def result_deliver(
     return result, True
 
 
+def correction_needs_authorisation(history: Sequence[Result], now: datetime | None = None) -> bool:
+    """Whether correcting a result with these versions (first delivery first) needs an administrator's
+    authorisation: it was corrected already, or the first delivery is older than the correction window."""
+    if not history:
+        return False
+    window = timedelta(days=settings.MUESTRA["CORRECTION_WINDOW_DAYS"])
+    return len(history) > 1 or (now or timezone.now()) - history[0].entered_at > window
+
+
 def result_correct(
     *,
     actor: Actor,
@@ -1306,9 +1337,8 @@ def result_correct(
         _check_report(result_value, report)
         when = _check_result_time(sample, reported_at)
         window = timedelta(days=settings.MUESTRA["CORRECTION_WINDOW_DAYS"])
-        corrections = len(history) - 1
         authorization = None
-        if corrections >= 1 or timezone.now() - history[0].entered_at > window:
+        if correction_needs_authorisation(history):
             authorization = (
                 CorrectionAuthorization.objects.select_for_update()
                 .filter(sample=sample, used_at__isnull=True)
@@ -1376,3 +1406,119 @@ def correction_authorise(
         rec.event(sample, EventKind.CORRECTION_AUTHORISED, from_state=sample.state, reason=reason)
         rec.flush()
     return authorization
+
+
+# --- late-correction requests --------------------------------------------------------------------------------
+
+
+def correction_request_create(
+    *, actor: Actor, sample_id: int, proposed_value: str, reason: str, channel: str = Channel.WEB
+) -> tuple[CorrectionRequest, bool]:
+    """The sample's lab asks a national administrator to allow one more correction of its result.
+
+    Only when a direct correction is no longer allowed (window passed, or already corrected once) and no
+    authorisation is waiting to be used. Returns (request, created); the same request again while it is pending
+    is harmless, a different one is a Conflict.
+    """
+    errors = ErrorCollector()
+    if not reason or not reason.strip():
+        errors.add("reason", "required", _("A reason is required."))
+    elif len(reason) > 250:
+        errors.add("reason", "too_long", _("The reason may have at most 250 characters."))
+    errors.raise_if_any()
+    with transaction.atomic():
+        sample = _lock_sample(actor, sample_id)
+        lab = _require_lab(actor, sample)
+        _not_member(sample)
+        if actor.user is None:
+            raise PermissionDenied(_("A correction request must be made by a person."))
+        ensure_allowed(sample, Step.CORRECT_RESULT)
+        result_value = _resolve_result_value(sample, proposed_value)
+        pending = CorrectionRequest.objects.select_for_update().filter(sample=sample, state="pending").first()
+        if pending is not None:
+            if pending.proposed_value_id == result_value.pk and pending.reason == reason.strip():
+                return pending, False
+            raise Conflict(
+                _("Sample %(number)s already has a correction request waiting for a decision.")
+                % {"number": sample.number},
+                field="sample",
+            )
+        history = list(sample.results.order_by("version"))
+        if not correction_needs_authorisation(history):
+            raise ValidationFailed(
+                _("This result may still be corrected directly; no authorisation is needed."), field="sample"
+            )
+        if CorrectionAuthorization.objects.filter(sample=sample, used_at__isnull=True).exists():
+            raise ValidationFailed(
+                _("A correction of this result is already authorised; correct it now."), field="sample"
+            )
+        if history and history[-1].value_id == result_value.pk:
+            raise ValidationFailed(_("The proposed result is the current result."), field="proposed_value")
+        request = CorrectionRequest.objects.create(
+            sample=sample,
+            laboratory=lab,
+            requested_by=actor.user,
+            requested_at=timezone.now(),
+            reason=reason.strip(),
+            proposed_value=result_value,
+        )
+        audit_record_many(
+            actor=actor.label,
+            items=[
+                AuditItem(
+                    "sample.correction_requested",
+                    "sample",
+                    sample.number,
+                    {"request": request.pk, "proposed": result_value.code, "channel": channel},
+                )
+            ],
+        )
+    return request, True
+
+
+def correction_request_decide(
+    *, actor: Actor, request_id: int, authorise: bool, note: str = "", channel: str = Channel.WEB
+) -> CorrectionRequest:
+    """A national administrator authorises (one correction, through `correction_authorise`) or declines a
+    lab's correction request. Deciding the same way again is harmless; the opposite decision is a Conflict."""
+    if not actor.is_admin or actor.user is None:
+        raise PermissionDenied(_("Only a national administrator may decide a correction request."))
+    note = (note or "").strip()
+    if len(note) > 250:
+        raise ValidationFailed(_("The note may have at most 250 characters."), field="note")
+    if not authorise and not note:
+        raise ValidationFailed(_("Say why the request is declined."), field="note")
+    target = CorrectionRequest.State.AUTHORISED if authorise else CorrectionRequest.State.DECLINED
+    with transaction.atomic():
+        request = (
+            scoped(actor, CorrectionRequest.objects.select_for_update()).filter(pk=request_id).first()
+            if request_id
+            else None
+        )
+        if request is None:
+            raise NotFound(_("Correction request not found."), field="request")
+        if request.state != CorrectionRequest.State.PENDING:
+            if request.state == target:
+                return request
+            raise Conflict(_("This request was already decided."), field="request")
+        if authorise:
+            request.authorization = correction_authorise(
+                actor=actor, sample_id=request.sample_id, reason=note or request.reason, channel=channel
+            )
+        request.state = target
+        request.decided_by = actor.user
+        request.decided_at = timezone.now()
+        request.decision_note = note
+        request.save(update_fields=["state", "decided_by", "decided_at", "decision_note", "authorization"])
+        audit_record_many(
+            actor=actor.label,
+            items=[
+                AuditItem(
+                    "sample.correction_request_decided",
+                    "sample",
+                    PUBLIC_NUMBER_OFFSET + request.sample_id,
+                    {"request": request.pk, "decision": target.value, "channel": channel},
+                )
+            ],
+        )
+    return request

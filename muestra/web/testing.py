@@ -61,6 +61,10 @@ def sign_in(page: Any, base: str, user: Any, *, login: str | None = None, langua
 
     Labels are located by their `for`/`id` pairing, not their text, so the same helper works in every language.
     """
+    from muestra.accounts.services import two_factor_required
+
+    if two_factor_required(user):
+        current_code(user)  # enrolled beforehand: the journey verifies a code rather than enrolling
     page.goto(f"{base}/accounts/login/")
     page.locator("#id_username").fill(login or user.username)
     page.locator("#id_password").fill(DEMO_PASSWORD)

@@ -1,5 +1,10 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from muestra.web.corrections import views
 
 app_name = "corrections"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.request_list, name="list"),
+    path("<int:pk>/", views.decide, name="decide"),
+]

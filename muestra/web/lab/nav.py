@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+
 from muestra.accounts.scoping import Actor
 from muestra.web.navigation import NavItem
 
 
 def nav_items(actor: Actor) -> list[NavItem]:
-    return []
+    if not actor.laboratory_ids:
+        return []
+    return [
+        NavItem("lab-worklist", _("Worklists"), reverse("lab:worklist")),
+        NavItem("lab-receive", _("Receive"), reverse("lab:receive")),
+        NavItem("lab-results", _("Results"), reverse("lab:results")),
+    ]

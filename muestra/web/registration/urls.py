@@ -1,5 +1,12 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from muestra.web.registration import views
 
 app_name = "registration"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.new, name="new"),
+    path("check/", views.check, name="check"),
+    path("patient/", views.patient, name="patient"),
+    path("refresh/", views.refresh, name="refresh"),
+]

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+
 from muestra.accounts.scoping import Actor
 from muestra.web.navigation import NavItem
 
 
 def nav_items(actor: Actor) -> list[NavItem]:
-    return []
+    # Sample takers and establishment managers prepare and dispatch their establishments' shipments.
+    if not actor.establishment_ids:
+        return []
+    return [NavItem("shipping", _("Shipments"), reverse("shipping:list"))]
