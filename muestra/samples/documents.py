@@ -21,14 +21,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import segno
 from barcode.codex import Code128
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from fpdf import FPDF
-from fpdf.fonts import FontFace
+
+if TYPE_CHECKING:
+    # fpdf2 (with fontTools) adds about 25 MB to a process: it is imported when a document is first drawn, so
+    # workers that never print stay small.
+    from fpdf import FPDF
 
 from muestra.catalog.models import Test
 from muestra.samples import lookups
@@ -174,6 +177,8 @@ class _Fonts:
 
 
 def _new_pdf(title: str, page_format: str | tuple[float, float]) -> FPDF:
+    from fpdf import FPDF
+
     pdf = FPDF(unit="mm", format=page_format)
     pdf.set_auto_page_break(False)
     pdf.set_margins(0, 0, 0)
@@ -392,11 +397,13 @@ def manifest_pdf(data: ManifestData) -> bytes:
     pdf.ln(3)
 
     # The tubes; headings repeat on every page. The last column is ticked by the lab on arrival.
+    from fpdf import fonts as fpdf_fonts
+
     fonts.use(9)
     headings = [_("#"), _("Sample number"), _("Tube code"), _("Test"), _("Collected"), _("Received")]
     with pdf.table(
         col_widths=(8, 27, 35, 48, 34, 24),
-        headings_style=FontFace(emphasis="BOLD", fill_color=(230, 233, 237)),
+        headings_style=fpdf_fonts.FontFace(emphasis="BOLD", fill_color=(230, 233, 237)),
         line_height=6,
         text_align=("RIGHT", "LEFT", "LEFT", "LEFT", "LEFT", "CENTER"),
         borders_layout="HORIZONTAL_LINES",

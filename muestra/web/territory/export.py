@@ -13,16 +13,18 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from muestra.samples.models import Sample
+
+if TYPE_CHECKING:
+    # openpyxl is imported when an XLSX export is written, so workers that never export stay smaller.
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 Value = str | int | date | datetime | None
 
@@ -135,6 +137,8 @@ def csv_stream(samples: Iterable[Sample]) -> Iterator[str]:
 
 
 def _xlsx_cell(sheet: WriteOnlyWorksheet, value: Value) -> WriteOnlyCell | Value:
+    from openpyxl.cell import WriteOnlyCell
+
     if isinstance(value, datetime):
         cell = WriteOnlyCell(sheet, value=value)
         cell.number_format = "yyyy-mm-dd hh:mm"
@@ -152,6 +156,8 @@ def _xlsx_cell(sheet: WriteOnlyWorksheet, value: Value) -> WriteOnlyCell | Value
 
 def xlsx_file(samples: Iterable[Sample], *, sheet_title: str) -> io.BufferedRandom | Any:
     """The workbook written row by row (write-only mode keeps memory flat); returns a file positioned at 0."""
+    from openpyxl import Workbook
+
     book = Workbook(write_only=True)
     sheet = book.create_sheet(title=sheet_title[:31])
     sheet.append(headers())
