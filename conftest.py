@@ -4,6 +4,7 @@ regional viewer (region 13), national admin, citizen; plus API keys for lab X, l
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +49,18 @@ def _fresh_lookups() -> None:
     from muestra.samples import lookups
 
     lookups.clear()
+
+
+@pytest.fixture(autouse=True)
+def _default_language() -> Iterator[None]:
+    """Every test starts and ends in the default language: a sign-in with a stored language or a test client
+    request with Accept-Language activates a language in the worker thread, which would leak into the next test."""
+    from django.conf import settings
+    from django.utils import translation
+
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
 
 
 @dataclass

@@ -58,7 +58,10 @@ ANONYMOUS = Actor(label="anonymous")
 def actor_for_user(user: User) -> Actor:
     if not user.is_authenticated or not user.is_active:
         return ANONYMOUS
-    memberships = list(Membership.objects.filter(user=user).select_related("territory"))
+    # The places are joined too: the staff pages' shell lists them from `actor.extra["memberships"]`.
+    memberships = list(
+        Membership.objects.filter(user=user).select_related("territory", "establishment", "laboratory").order_by("pk")
+    )
     roles = {m.role for m in memberships}
     is_admin = Role.NATIONAL_ADMIN in roles or user.is_superuser
     territory_paths: list[str] = []
@@ -88,6 +91,7 @@ def actor_for_user(user: User) -> Actor:
         health_service_ids=frozenset(health_services),
         sees_everything=is_admin or national_viewer,
         is_admin=is_admin,
+        extra={"memberships": memberships},
     )
 
 

@@ -129,6 +129,14 @@ def api_key_authenticate(raw_key: str) -> ApiKey | None:
 TWO_FACTOR_ROLES = frozenset({Role.LAB_STAFF, Role.LAB_MANAGER, Role.AUTHORITY_VIEWER, Role.NATIONAL_ADMIN})
 
 
+def two_factor_required_for(actor: Actor) -> bool:
+    """`two_factor_required` for a user whose Actor is already built (no query)."""
+    user = actor.user
+    if user is None:
+        return False
+    return bool(user.is_superuser or actor.roles & TWO_FACTOR_ROLES)
+
+
 def two_factor_required(user: User) -> bool:
     """Lab staff and managers, authority viewers and administrators must sign in with a second factor."""
     if user.is_superuser:

@@ -13,7 +13,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 
 from muestra.accounts.scoping import Actor, actor_for_user
-from muestra.accounts.services import totp_confirmed_device, two_factor_required
+from muestra.accounts.services import totp_confirmed_device, two_factor_required_for
 
 View = Callable[..., HttpResponse]
 
@@ -21,7 +21,7 @@ View = Callable[..., HttpResponse]
 def second_factor_redirect(request: HttpRequest) -> HttpResponse | None:
     """Where a signed-in user must go first (verify or enrol an authenticator), or None when they may proceed."""
     user: Any = request.user
-    if user.is_verified() or not two_factor_required(user):
+    if user.is_verified() or not two_factor_required_for(request_actor(request)):
         return None
     target = "accounts:totp_verify" if totp_confirmed_device(user) else "accounts:totp_enrol"
     return redirect(f"{reverse(target)}?{urlencode({'next': request.get_full_path()})}")

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
-from muestra.accounts.models import Membership, Role, User
+from muestra.accounts.models import Membership, Role
 from muestra.accounts.scoping import Actor
 
 
@@ -58,14 +58,14 @@ def navigation(actor: Actor) -> list[NavItem]:
     return items
 
 
-def places(user: User) -> list[Place]:
+def places(actor: Actor) -> list[Place]:
     """The user's roles with the establishment, laboratory or territory each applies to."""
-    memberships = Membership.objects.filter(user=user).select_related("establishment", "laboratory", "territory")
+    memberships: list[Membership] = actor.extra.get("memberships", [])
     result = []
-    for m in memberships.order_by("pk"):
+    for m in memberships:
         place = m.establishment or m.laboratory or m.territory
         result.append(Place(m.get_role_display(), str(place) if place else str(_("Whole country"))))
-    if not result and user.is_superuser:
+    if not result and actor.user is not None and actor.user.is_superuser:
         result.append(Place(Role.NATIONAL_ADMIN.label, str(_("Whole country"))))
     return result
 
