@@ -25,6 +25,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext, pgettext_lazy
 from django_otp.admin import OTPAdminSite
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -152,7 +153,11 @@ class UserAdmin(DjangoUserAdmin):
             count += 1
         self.message_user(
             request,
-            _("Two-factor sign-in reset for %(count)d account(s). Tell each person to sign in and set it up again.")
+            ngettext(
+                "Two-factor sign-in reset for %(count)d account. Tell the person to sign in and set it up again.",
+                "Two-factor sign-in reset for %(count)d accounts. Tell each person to sign in and set it up again.",
+                count,
+            )
             % {"count": count},
             messages.SUCCESS,
         )
@@ -165,7 +170,9 @@ _ISSUE_NONCE_SESSION_KEY = "muestra_api_key_issue_nonce"
 
 class ApiKeyIssueForm(forms.Form):
     name = forms.CharField(
-        label=_("Name"), max_length=120, help_text=_("Which system uses it, e.g. “LIS of Laboratorio X”.")
+        label=pgettext_lazy("API key", "Name"),
+        max_length=120,
+        help_text=_("Which system uses it, e.g. “LIS of Laboratory X”."),
     )
     laboratory = forms.ModelChoiceField(queryset=Laboratory.objects.filter(active=True), required=False)
     establishment = forms.ModelChoiceField(queryset=Establishment.objects.filter(active=True), required=False)
@@ -267,6 +274,11 @@ class ApiKeyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             revoked += 1
         self.message_user(
             request,
-            _("%(count)d API key(s) revoked. They stop working within seconds.") % {"count": revoked},
+            ngettext(
+                "%(count)d API key revoked. It stops working within seconds.",
+                "%(count)d API keys revoked. They stop working within seconds.",
+                revoked,
+            )
+            % {"count": revoked},
             messages.SUCCESS,
         )

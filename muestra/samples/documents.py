@@ -27,6 +27,7 @@ import segno
 from barcode.codex import Code128
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 if TYPE_CHECKING:
     # fpdf2 (with fontTools) adds about 25 MB to a process: it is imported when a document is first drawn, so
@@ -384,7 +385,7 @@ def manifest_pdf(data: ManifestData) -> bytes:
         (_("Destination"), data.destination),
         (_("State"), data.state),
         (_("Prepared"), data.created),
-        (_("Dispatched"), data.dispatched or _("not dispatched yet")),
+        (pgettext("shipment", "Dispatched"), data.dispatched or _("not dispatched yet")),
         (_("Tubes"), str(len(data.lines))),
     ]
     if data.note:
@@ -400,7 +401,7 @@ def manifest_pdf(data: ManifestData) -> bytes:
     from fpdf import fonts as fpdf_fonts
 
     fonts.use(9)
-    headings = [_("#"), _("Sample number"), _("Tube code"), _("Test"), _("Collected"), _("Received")]
+    headings = [_("#"), _("Sample number"), _("Tube code"), _("Test"), _("Collected"), pgettext("tube", "Received")]
     with pdf.table(
         col_widths=(8, 27, 35, 48, 34, 24),
         headings_style=fpdf_fonts.FontFace(emphasis="BOLD", fill_color=(230, 233, 237)),

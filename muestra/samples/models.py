@@ -12,6 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from muestra.catalog.models import Disease, RejectionReason, ResultValue, SampleType, Strategy, Test
 from muestra.facilities.models import Establishment, Laboratory
@@ -44,8 +45,9 @@ class Channel(models.TextChoices):
 class Shipment(models.Model):
     class State(models.TextChoices):
         OPEN = "open", _("Being prepared")
-        DISPATCHED = "dispatched", _("Dispatched")
-        RECEIVED = "received", _("Received")
+        # "shipment" context: Spanish and other languages agree the word with "envío" (masculine), not "muestra".
+        DISPATCHED = "dispatched", pgettext_lazy("shipment", "Dispatched")
+        RECEIVED = "received", pgettext_lazy("shipment", "Received")
 
     establishment = models.ForeignKey(Establishment, on_delete=models.PROTECT, related_name="shipments")
     laboratory = models.ForeignKey(Laboratory, on_delete=models.PROTECT, related_name="shipments")
@@ -199,7 +201,7 @@ class SampleEvent(AppendOnlyModel):
 class ShipmentItem(models.Model):
     class Outcome(models.TextChoices):
         PENDING = "pending", _("In transit")
-        RECEIVED = "received", _("Received")
+        RECEIVED = "received", pgettext_lazy("tube", "Received")
         MISSING = "missing", _("Missing")
         DAMAGED = "damaged", _("Damaged")
 

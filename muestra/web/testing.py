@@ -35,10 +35,14 @@ def chromium_available() -> bool:
 
 
 def shot(page: Any, name: str) -> Path:
-    """Saves a full-page screenshot in test-artifacts/ for a person to look at; returns its path."""
+    """Saves a full-page screenshot in test-artifacts/ for a person to look at; returns its path.
+
+    The caret is left alone: to hide it, Playwright sets then clears an inline style on every input, which leaves
+    an empty `style=""` behind; htmx copies that attribute when it swaps an element with the same id, and the
+    page's Content-Security-Policy (no inline styles) then reports a refusal that the tests would count."""
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=True, caret="initial")
     return path
 
 

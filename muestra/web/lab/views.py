@@ -454,7 +454,9 @@ def receive_summary(request: HttpRequest) -> HttpResponse:
     summary = request.session.get(SUMMARY_KEY)
     if not isinstance(summary, dict):
         return redirect("lab:receive")
-    return render(request, "web/lab/receive_summary.html", {"summary": summary})
+    # Damaged tubes are rejected with the catalogue's reason for them; its name is shown in the user's language.
+    damage_reason = lookups.rejection_reason(services.REJECTION_DAMAGED)
+    return render(request, "web/lab/receive_summary.html", {"summary": summary, "damage_reason": damage_reason})
 
 
 # --- receiving: tube by tube ----------------------------------------------------------------------------------
