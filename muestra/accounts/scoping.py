@@ -153,6 +153,15 @@ def scoped(actor: Actor, queryset: QuerySet[M]) -> QuerySet[M]:
         if actor.territory_paths or actor.health_service_ids:
             q |= _territory_q(actor, "establishment__")
         return queryset.filter(q)
+    if model_name in {"integrations.Intake", "integrations.IntakeItem"}:
+        # What a lab or establishment sent (or what was sent for it); authorities do not supervise lab systems.
+        p = "intake__" if model_name == "integrations.IntakeItem" else ""
+        q = Q(pk__in=[])
+        if actor.laboratory_ids:
+            q |= Q(**{f"{p}laboratory_id__in": actor.laboratory_ids})
+        if actor.establishment_ids:
+            q |= Q(**{f"{p}establishment_id__in": actor.establishment_ids})
+        return queryset.filter(q)
     if model_name == "patients.Patient":
         from muestra.samples.models import Sample
 
