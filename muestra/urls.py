@@ -18,12 +18,15 @@ urlpatterns = [
     path("lab/", include("muestra.web.lab.urls")),
     path("corrections/", include("muestra.web.corrections.urls")),
     path("territory/", include("muestra.web.territory.urls")),
+    path("uploads/", include("muestra.web.uploads.urls")),
+    path("matching/", include("muestra.web.matching.urls")),
     path("accounts/", include("muestra.accounts.urls")),
     path("admin/", admin.site.urls),
     # Django's language switcher, which also remembers the choice on the signed-in user's account.
     path("i18n/setlang/", set_language_view, name="set_language"),
     path("api/v1/", include("muestra.api.main")),
     path("pntm/", include("muestra.integrations.pntm.urls")),
+    path("fhir/", include("muestra.integrations.fhir.urls")),
 ]
 
 handler403 = "muestra.web.views.error_403"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.urls import URLPattern, URLResolver, path, re_path
 from ninja import NinjaAPI
 
-from muestra.api import catalog, facilities, samples, shipments
+from muestra.api import catalog, facilities, hl7, samples, shipments, uploads
 from muestra.api.auth import AUTHENTICATORS
 from muestra.api.errors import install_error_handlers, shape_method_not_allowed, unknown_route
 
@@ -42,6 +42,8 @@ install_error_handlers(api)
 api.add_router("/samples", samples.router)
 api.add_router("/shipments", shipments.router)
 api.add_router("/catalog", catalog.router)
+api.add_router("/uploads", uploads.router)
+api.add_router("/hl7", hl7.router)
 api.add_router("/", facilities.router)
 
 _patterns, _app_name, _namespace = api.urls
