@@ -1,8 +1,9 @@
 """Security headers on every page, templates free of inline script and style, and an accessibility check (axe-core)
 of every staff page for several personas, in Debian's Chromium, with the Content-Security-Policy enforced.
 
-To check more pages, add them to PAGES below: (persona, path). A path may contain `{...}` placeholders filled by
-`_fill()` from the `world` fixture (e.g. `{sample}` = the number of a sample of establishment A).
+To check more pages, add them to PAGES below: (persona, path). A path may contain `{...}` placeholders filled from
+the records `_page_data()` creates (e.g. `{sample}` = the number of a registered sample of establishment A), and a
+`#fragment` naming a step in PREPARE that the browser takes first (e.g. opening a shipment for receipt).
 """
 
 from __future__ import annotations
@@ -35,10 +36,36 @@ PAGES: list[tuple[str, str]] = [
     ("lab_x", "/"),
     ("lab_x", "/accounts/"),
     ("lab_x", "/accounts/two-factor/replace/"),
+    # The sample taker's screens (establishment A).
+    ("taker_a", "/register/"),
+    ("taker_a", "/samples/"),
+    ("taker_a", "/samples/?tab=result"),
+    ("taker_a", "/samples/?q=no-such-patient"),  # a search that finds nothing
+    ("taker_a", "/samples/{sample}/"),
+    ("taker_a", "/samples/{result_sample}/"),  # with its result, report link and full timeline
+    ("taker_a", "/samples/{sample}/edit/"),
+    ("taker_a", "/samples/{sample}/cancel/"),
+    ("taker_a", "/shipments/"),
+    ("taker_a", "/shipments/?state=dispatched"),
+    ("taker_a", "/shipments/new/"),
+    ("taker_a", "/shipments/{open_shipment}/"),  # being filled: the scan form
+    ("taker_a", "/shipments/{shipment}/"),  # dispatched
+    # The laboratory's screens (lab X).
+    ("lab_x", "/lab/"),
+    ("lab_x", "/lab/?tab=in_process"),
+    ("lab_x", "/lab/?tab=finished"),
+    ("lab_x", "/lab/?tab=rejected"),
+    ("lab_x", "/lab/receive/"),
+    ("lab_x", "/lab/receive/#receiving"),  # a shipment being received, tube by tube
+    ("lab_x", "/lab/samples/{lab_sample}/"),  # received: result entry, reject, return, forward
+    ("lab_x", "/lab/samples/{late_sample}/"),  # a result with a pending late-correction request
+    ("lab_x", "/lab/results/"),
     ("viewer_rm", "/"),
     ("viewer_rm", "/territory/"),
     ("viewer_rm", "/territory/?collected_from=2026-01-10&collected_to=2026-01-01"),  # with field errors
     ("admin", "/territory/"),
+    ("admin", "/corrections/"),
+    ("admin", "/corrections/{correction}/"),
     ("admin", "/admin/"),
     ("admin", "/admin/accounts/apikey/add/"),
 ]
@@ -107,15 +134,62 @@ def test_our_templates_have_no_inline_script_style_or_handlers():
 # --- accessibility (browser) ------------------------------------------------------------------------------------
 
 
-def _fill(path: str, world: Any) -> str:
-    """Placeholders other areas may use in PAGES (kept here so the list stays plain data)."""
-    if "{" not in path:
-        return path
-    from muestra.demo.builders import sample_in_state
-    from muestra.samples.models import SampleState
+def _page_data(world: Any) -> dict[str, int]:
+    """The records the pages of PAGES show, created through the services, by placeholder name (public numbers, or
+    the primary key of a correction request). Every list has a few rows in several states."""
+    from datetime import timedelta
 
-    sample = sample_in_state(SampleState.REGISTERED, taker=world.actors["taker_a"], lab=world.actors["lab_x"])
-    return path.format(sample=sample.number)
+    from django.utils import timezone
+
+    from muestra.demo.builders import sample_in_state, sample_input
+    from muestra.samples import services
+    from muestra.samples.models import Result, SampleState
+
+    taker, lab = world.actors["taker_a"], world.actors["lab_x"]
+    s = SampleState
+    registered = [sample_in_state(s.REGISTERED, taker=taker, lab=lab) for _ in range(3)]
+    result = sample_in_state(s.RESULT, taker=taker, lab=lab)
+    received = sample_in_state(s.RECEIVED, taker=taker, lab=lab)
+    sample_in_state(s.REJECTED, taker=taker, lab=lab)
+    sample_in_state(s.DISPATCHED, taker=taker, lab=lab)
+    late = sample_in_state(s.RESULT, taker=taker, lab=lab)
+    Result.objects.filter(sample=late).update(entered_at=timezone.now() - timedelta(days=10))
+    correction, _created = services.correction_request_create(
+        actor=lab, sample_id=late.pk, proposed_value="positive", reason="Transcription error found in review"
+    )
+    open_shipment = services.shipment_create(
+        actor=taker, establishment_code="113100", laboratory_id=1000000001, sample_ids=[registered[1].pk]
+    )
+    box = [services.sample_register(actor=taker, data=sample_input())[0] for _ in range(3)]
+    shipment = services.shipment_create(
+        actor=taker, establishment_code="113100", laboratory_id=1000000001, sample_ids=[b.pk for b in box]
+    )
+    services.shipment_dispatch(actor=taker, shipment_id=shipment.pk)
+    return {
+        "sample": registered[0].number,
+        "result_sample": result.number,
+        "lab_sample": received.number,
+        "late_sample": late.number,
+        "correction": correction.pk,
+        "open_shipment": open_shipment.number,
+        "shipment": shipment.number,
+        "box_tube": box[0].number,
+    }
+
+
+def _receiving(page: Any, base: str, data: dict[str, int]) -> None:
+    """Lab X opens the dispatched shipment for receipt (its manifest scanned) and scans one of its tubes."""
+    page.goto(f"{base}/lab/receive/")
+    page.locator("#id_manifest").fill(str(data["shipment"]))
+    page.locator("#id_manifest").press("Enter")
+    page.locator("#id_shipment_code").wait_for()
+    page.locator("#id_shipment_code").fill(str(data["box_tube"]))
+    page.locator("#id_shipment_code").press("Enter")
+    page.locator("#shipment-scan [data-scan-outcome]").wait_for()
+
+
+#: Steps the browser takes before checking a page whose path ends with their #name.
+PREPARE = {"receiving": _receiving}
 
 
 def _axe(page: Any) -> list[dict[str, Any]]:
@@ -136,6 +210,7 @@ def _axe(page: Any) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("width", [360, 1280])
 def test_pages_have_no_serious_accessibility_violations_nor_csp_refusals(live_server, world, browser, width):
     failures: list[str] = []
+    data = _page_data(world)
     personas = list(dict.fromkeys(persona for persona, _path in PAGES))
     for persona in personas:
         context = browser.new_context(viewport={"width": width, "height": 900}, locale="es-CL")
@@ -152,12 +227,14 @@ def test_pages_have_no_serious_accessibility_violations_nor_csp_refusals(live_se
         for who, path in PAGES:
             if who != persona:
                 continue
-            url = _fill(path, world)
+            url, _hash, step = path.format(**data).partition("#")
+            if step:
+                PREPARE[step](page, live_server.url, data)
             response = page.goto(f"{live_server.url}{url}")
             assert response is not None and response.status < 400, f"{persona} {url}: {response and response.status}"
             assert urlsplit(page.url).path == urlsplit(url).path, f"{persona} {url} ended at {page.url}"
             page.wait_for_load_state("networkidle")
-            name = re.sub(r"[^a-z0-9]+", "-", f"a11y-{persona}-{url}".lower()).strip("-")
+            name = re.sub(r"[^a-z0-9]+", "-", f"a11y-{persona}-{url}-{step}".lower()).strip("-")
             shot(page, f"{name}-{width}")
             for violation in _axe(page):
                 if violation["impact"] in FAILING_IMPACTS:
