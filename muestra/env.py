@@ -63,3 +63,15 @@ class DomainRules(TypedDict):
     LAB_TARGET_HOURS: int
     MAX_BATCH_ITEMS: int
     DEFAULT_COUNTRY: str
+
+
+class OutboundRules(TypedDict):
+    """The typed shape of settings.MUESTRA_OUTBOUND (delivery of sample events to other systems)."""
+
+    TIMEOUT_SECONDS: int
+    RETRY_BASE_SECONDS: int
+    RETRY_CAP_SECONDS: int
+    MAX_ATTEMPTS: int
+    BATCH_SIZE: int
+    SWEEP_SECONDS: int
+    SUBSCRIPTION_CACHE_SECONDS: int

@@ -7,7 +7,7 @@ from pathlib import Path
 import dj_database_url
 from django.utils.translation import gettext_lazy as _
 
-from muestra.env import DomainRules, env_bool, env_int, env_list, env_str
+from muestra.env import DomainRules, OutboundRules, env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("MUESTRA_VAR_DIR", str(BASE_DIR / "var")))
@@ -204,6 +204,22 @@ MUESTRA: DomainRules = {
     "LAB_TARGET_HOURS": env_int("MUESTRA_LAB_TARGET_HOURS", 24),
     "MAX_BATCH_ITEMS": env_int("MUESTRA_MAX_BATCH_ITEMS", 5000),
     "DEFAULT_COUNTRY": env_str("MUESTRA_COUNTRY", "CL"),
+}
+
+# Outbound events (integrations/outbound, docs/outbound.md): how deliveries to subscribed systems are sent and retried.
+MUESTRA_OUTBOUND: OutboundRules = {
+    # One POST may take this long (connect + answer) before it counts as a failed attempt.
+    "TIMEOUT_SECONDS": env_int("MUESTRA_OUTBOUND_TIMEOUT_SECONDS", 10),
+    # Retry n waits about BASE * 2**(n-1) seconds (random jitter: half to all of it), never more than CAP.
+    "RETRY_BASE_SECONDS": env_int("MUESTRA_OUTBOUND_RETRY_BASE_SECONDS", 30),
+    "RETRY_CAP_SECONDS": env_int("MUESTRA_OUTBOUND_RETRY_CAP_SECONDS", 600),
+    # A delivery still failing after this many attempts is "dead" (about 4 hours with the defaults).
+    "MAX_ATTEMPTS": env_int("MUESTRA_OUTBOUND_MAX_ATTEMPTS", 30),
+    "BATCH_SIZE": env_int("MUESTRA_OUTBOUND_BATCH_SIZE", 200),
+    # One sweep (task run or `deliver_events`) stops sending after this long and leaves the rest to the next.
+    "SWEEP_SECONDS": env_int("MUESTRA_OUTBOUND_SWEEP_SECONDS", 50),
+    # Each process remembers the active subscriptions this long (a save clears it in the saving process at once).
+    "SUBSCRIPTION_CACHE_SECONDS": env_int("MUESTRA_OUTBOUND_SUBSCRIPTION_CACHE_SECONDS", 30),
 }
 
 # The most samples one export of the territory list may hold; narrower filters are asked for above it.

@@ -6,3 +6,6 @@ class IntegrationsConfig(AppConfig):
     name = "muestra.integrations"
     label = "integrations"
     verbose_name = _("Integrations")
+
+    def ready(self) -> None:
+        from muestra.integrations.outbound import receivers  # noqa: F401 - connects the signal handlers

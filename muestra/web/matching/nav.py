@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from django.urls import reverse
+from django.utils.translation import gettext as _
+
 from muestra.accounts.scoping import Actor
+from muestra.integrations.hl7 import processing
 from muestra.web.navigation import NavItem
 
 
 def nav_items(actor: Actor) -> list[NavItem]:
-    return []
+    if not actor.laboratory_ids:
+        return []
+    waiting = processing.held_items(actor).count()
+    return [NavItem("matching", _("To match (%(count)d)") % {"count": waiting}, reverse("matching:list"))]

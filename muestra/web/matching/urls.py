@@ -1,5 +1,10 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from muestra.web.matching import views
 
 app_name = "matching"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.held_list, name="list"),
+    path("<int:item_id>/", views.held_detail, name="detail"),
+]

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
+from muestra.core.spreadsheets import may_run_as_formula
 from muestra.samples.models import Sample
 
 if TYPE_CHECKING:
@@ -98,18 +99,6 @@ def row_values(sample: Sample) -> list[Value]:
     return [column.value(sample) for column in COLUMNS]
 
 
-#: A cell starting with one of these is run as a formula by spreadsheet programs (CSV injection).
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-_HARMLESS = frozenset("0123456789 ")
-
-
-def _may_run_as_formula(text: str) -> bool:
-    """True for text a spreadsheet could run; a phone number like +56912345678 is left as it is."""
-    if not text.startswith(_FORMULA_STARTS):
-        return False
-    return not (text[0] in "+-" and len(text) > 1 and set(text[1:]) <= _HARMLESS)
-
-
 def _csv_text(value: Value) -> str:
     if value is None:
         return ""
@@ -118,7 +107,7 @@ def _csv_text(value: Value) -> str:
     if isinstance(value, date):
         return value.isoformat()
     text = str(value)
-    if isinstance(value, str) and _may_run_as_formula(text):
+    if isinstance(value, str) and may_run_as_formula(text):
         return "'" + text
     return text
 

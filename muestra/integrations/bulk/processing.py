@@ -1,0 +1,368 @@
+"""Processing a stored upload row by row, in chunks, through the samples services.
+
+Results rows go one by one through `services.result_deliver` (a lab's own samples only; a result whose catalogue
+entry requires a signed report is refused for that row, since a file carries no report). Samples rows go in
+chunks through `services.sample_register_batch` (national field names mapped by `pntm.mapping.sample_from_wire`),
+and a result given with a sample that is not a point-of-care test is then delivered by the lab that uploaded it.
+Each chunk's outcomes are written with `intake_items_record`, so memory stays bounded whatever the file's length,
+and the progress (processed / total) is visible while it runs. Processing resumes after the last recorded row
+if a worker was interrupted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+from django.utils import translation
+from django.utils.translation import gettext as _
+
+from muestra.accounts.scoping import SYSTEM, Actor, actor_for_api_key, actor_for_user, scoped
+from muestra.catalog.models import ResultValue
+from muestra.core.errors import DomainError, FieldError
+from muestra.integrations import services as intake_services
+from muestra.integrations.bulk.parsing import FileUnreadable, open_table
+from muestra.integrations.bulk.templates import KINDS, Kind
+from muestra.integrations.models import Intake, IntakeItem
+from muestra.integrations.pntm import mapping
+from muestra.integrations.pntm.parsing import ParseError, parse_datetime, parse_run
+from muestra.samples import lookups, services
+from muestra.samples.models import Channel, Sample, SampleState
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 500
+Outcome = IntakeItem.Outcome
+Record = intake_services.ItemOutcomeRecord
+_RUN_LIKE = re.compile(r"^[\d.]{1,12}-?[\dkK]$")
+
+
+def actor_for_intake(intake: Intake) -> Actor:
+    if intake.api_key is not None:
+        return actor_for_api_key(intake.api_key)
+    if intake.submitted_by is not None:
+        return actor_for_user(intake.submitted_by)
+    return SYSTEM
+
+
+def _chunks(rows: Iterable[tuple[int, dict[str, str]]], size: int) -> Iterator[list[tuple[int, dict[str, str]]]]:
+    chunk: list[tuple[int, dict[str, str]]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _error(position: int, field: str, code: str, message: str, *, reference: str, data: dict[str, Any]) -> Record:
+    return Record(
+        position, Outcome.REJECTED, reference, None, [{"field": field, "code": code, "message": message}], data
+    )
+
+
+def _refused(
+    position: int, exc: DomainError, *, reference: str, data: dict[str, Any], sample_id: int | None = None
+) -> Record:
+    errors = exc.errors or [FieldError(exc.field or "", exc.code, exc.message)]
+    return Record(position, Outcome.REJECTED, reference, sample_id, [e.as_dict() for e in errors], data)
+
+
+def process_intake(intake_id: int, *, chunk_size: int = CHUNK) -> Intake:
+    """Reads the intake's stored file and records every row's outcome; safe to run again (resumes)."""
+    intake = Intake.objects.select_related("submitted_by", "api_key").get(pk=intake_id)
+    actor = actor_for_intake(intake)
+    if intake.state in (Intake.State.DONE, Intake.State.FAILED):
+        return intake
+    with translation.override(intake.language or settings.LANGUAGE_CODE):
+        kind = KINDS.get(intake.kind)
+        try:
+            if kind is None:
+                raise FileUnreadable(_("Unknown kind of file %(kind)s.") % {"kind": intake.kind})
+            with intake.payload.storage.open(intake.payload.name, "rb") as stored:
+                handle = getattr(stored, "file", stored)
+                table = open_table(handle, intake.filename)
+                table.header = kind.canonical(table.header)
+                missing = [name for name in kind.required if name not in table.header]
+                if missing:
+                    raise FileUnreadable(
+                        _("The file has no column %(columns)s: is it the right template?")
+                        % {"columns": ", ".join(missing)}
+                    )
+                done = IntakeItem.objects.filter(intake=intake).aggregate(last=Max("position"))["last"] or 0
+                intake_services.intake_start(intake=intake, total=table.total)
+                rows = ((n, row) for n, row in table.rows() if n > done)
+                _process(actor, intake, kind, rows, chunk_size)
+        except FileUnreadable as exc:
+            return intake_services.intake_finish(actor=actor, intake=intake, error=exc.message)
+        intake.refresh_from_db(fields=["accepted", "rejected", "held"])
+        # The count pass may have counted rows that turned out to hold nothing readable: the total is what was read.
+        intake_services.intake_start(intake=intake, total=intake.processed)
+        return intake_services.intake_finish(actor=actor, intake=intake)
+
+
+def _process(actor: Actor, intake: Intake, kind: Kind, rows: Iterable[tuple[int, dict[str, str]]], size: int) -> None:
+    seen: dict[str, int] = {}  # reference -> first row: a row repeated in the file is reported, not applied twice
+    for chunk in _chunks(rows, size):
+        # One transaction per chunk: the rows' writes and their outcomes are committed together (one commit per
+        # chunk instead of one per row; after an interruption processing resumes exactly after the last chunk).
+        with transaction.atomic():
+            records = _results_chunk(actor, chunk, seen) if kind.results else _samples_chunk(actor, intake, chunk, seen)
+            intake_services.intake_items_record(intake=intake, items=records)
+
+
+# --- results ---------------------------------------------------------------------------------------------------
+
+
+def _digits(text: str) -> str:
+    return re.sub(r"[^0-9K]", "", text.upper())
+
+
+def _results_chunk(actor: Actor, chunk: list[tuple[int, dict[str, str]]], seen: dict[str, int]) -> list[Record]:
+    refs = {pos: row.get("sample", "").strip() for pos, row in chunk}
+    pks: dict[str, int] = {}
+    tubes = [r for r in refs.values() if r and not r.isdigit()]
+    for ref in refs.values():
+        if ref.isdigit():
+            pk = Sample.pk_from_number(ref)
+            if pk is not None:
+                pks[ref] = pk
+    if tubes:
+        for tube, pk in scoped(actor, Sample.objects.filter(tube_code__in=tubes)).values_list("tube_code", "pk"):
+            pks[str(tube)] = pk
+    visible = {
+        pk: (document or "", state)
+        for pk, document, state in scoped(actor, Sample.objects.filter(pk__in=set(pks.values()))).values_list(
+            "pk", "patient__document_number", "state"
+        )
+    }
+    records = []
+    for pos, row in chunk:
+        ref = refs[pos]
+        records.append(_result_row(actor, pos, row, ref, pks.get(ref), visible, seen))
+    return records
+
+
+def _result_row(
+    actor: Actor,
+    pos: int,
+    row: dict[str, str],
+    ref: str,
+    pk: int | None,
+    visible: dict[int, tuple[str, str]],
+    seen: dict[str, int],
+) -> Record:
+    def reject(field: str, code: str, message: str) -> Record:
+        return _error(pos, field, code, message, reference=ref, data=row)
+
+    if not ref:
+        return reject("sample", "required", _("The sample is missing."))
+    if ref in seen:
+        return reject(
+            "sample",
+            "duplicate",
+            _("Sample %(sample)s already appears in row %(row)d of this file.") % {"sample": ref, "row": seen[ref]},
+        )
+    seen[ref] = pos
+    if pk is None or pk not in visible:
+        return reject(
+            "sample",
+            "not_found",
+            _("Unknown sample %(sample)s (or not assigned to your laboratory).") % {"sample": ref},
+        )
+    document, state = visible[pk]
+    patient = row.get("patient", "").strip()
+    if patient:
+        if _RUN_LIKE.match(patient) and "-" in document:  # the sample's patient has a RUN: check this one's digit
+            try:
+                parse_run(patient, allow_compact=True)
+            except ParseError:
+                return reject("patient", "invalid", _("Invalid RUN %(value)s (check digit).") % {"value": patient})
+        if _digits(patient) != _digits(document):
+            return reject(
+                "patient",
+                "mismatch",
+                _("The patient %(value)s is not the patient of this sample.") % {"value": patient},
+            )
+    value = row.get("result", "").strip()
+    if not value:
+        return reject("result", "required", _("The result is missing."))
+    try:
+        reported_at = _when(row, "reported_at")
+        received_at = _when(row, "received_at")
+    except _BadDate as bad:
+        return reject(bad.field, "invalid_date", _("Unreadable date %(value)s.") % {"value": bad.value})
+    code = mapping.catalog_code(ResultValue, lookups.result_value, value) or value
+    try:
+        if received_at is not None and state in (SampleState.REGISTERED, SampleState.DISPATCHED):
+            services.sample_receive(actor=actor, sample_id=pk, received_at=received_at, channel=Channel.IMPORT)
+        _result, recorded = services.result_deliver(
+            actor=actor, sample_id=pk, value=code, reported_at=reported_at, report=None, channel=Channel.IMPORT
+        )
+    except DomainError as exc:
+        return _refused(pos, _clear(exc, value), reference=ref, data=row)
+    return Record(pos, Outcome.ACCEPTED if recorded else Outcome.UNCHANGED, ref, pk)
+
+
+def _clear(exc: DomainError, value: str) -> DomainError:
+    """The service's refusal, with a clearer reason where a file changes what the person must do."""
+    fields = {e.field for e in exc.errors} | {exc.field or ""}
+    if "report" in fields:
+        return DomainError(
+            _(
+                "The result %(value)s needs its signed report: a file cannot carry it. Deliver this result on the "
+                "sample's page or through the API with the report."
+            )
+            % {"value": value},
+            code="report_required",
+            field="result",
+        )
+    return exc
+
+
+class _BadDate(Exception):
+    def __init__(self, field: str, value: str) -> None:
+        super().__init__(field)
+        self.field, self.value = field, value
+
+
+def _when(row: dict[str, str], name: str) -> datetime | None:
+    text = row.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        return parse_datetime(text)
+    except ParseError:
+        raise _BadDate(name, text) from None
+
+
+# --- samples -----------------------------------------------------------------------------------------------------
+
+
+def _module(row: dict[str, str]) -> mapping.Module:
+    text = mapping._fold(row.get("modulo", ""))
+    return mapping.MPOX if text in {"mpox", "monkeypox", "viruela del mono", "viruela simica"} else mapping.COVID
+
+
+def _samples_chunk(
+    actor: Actor, intake: Intake, chunk: list[tuple[int, dict[str, str]]], seen: dict[str, int]
+) -> list[Record]:
+    records: dict[int, Record] = {}
+    pending: list[tuple[int, dict[str, str], mapping.WireSample, bool]] = []  # (pos, row, wire, deliver later)
+    own_lab = lookups.laboratory_by_pk(intake.laboratory_id) if intake.laboratory_id else None
+    for pos, row in chunk:
+        raw: dict[str, Any] = dict(row)
+        if not raw.get("rut_responsable"):
+            raw["rut_responsable"] = raw.get("rut_profesional_responsable", "")
+        ref = raw.get("codigo_muestra_cliente", "").strip()
+        lab = own_lab or lookups.laboratory(raw.get("id_laboratorio"))
+        if lab is None:
+            records[pos] = _error(
+                pos,
+                "id_laboratorio",
+                "unknown_code",
+                _("Unknown laboratory %(value)s.") % {"value": raw.get("id_laboratorio", "")},
+                reference=ref,
+                data=row,
+            )
+            continue
+        if ref and ref in seen:
+            records[pos] = _error(
+                pos,
+                "codigo_muestra_cliente",
+                "duplicate",
+                _("Code %(code)s already appears in row %(row)d of this file.") % {"code": ref, "row": seen[ref]},
+                reference=ref,
+                data=row,
+            )
+            continue
+        if ref:
+            seen[ref] = pos
+        wire = mapping.sample_from_wire(raw, pos, module=_module(raw), laboratory=lab, require_laboratory=False)
+        if wire.errors:
+            records[pos] = Record(
+                pos,
+                Outcome.REJECTED,
+                ref,
+                None,
+                [{"field": e.field, "code": "invalid", "message": e.message} for e in wire.errors],
+                row,
+            )
+            continue
+        test = lookups.test(wire.data.test)
+        deliver_later = bool(wire.data.result) and not (test is not None and test.result_at_registration)
+        if deliver_later and not actor.laboratory_ids:
+            deliver_later = False  # an establishment may not deliver a lab result: the service says why
+        elif deliver_later:
+            wire.data = dataclasses.replace(wire.data, result="", result_at=None)
+            wire.raw["_result"] = row.get("resultado", "")
+        pending.append((pos, row, wire, deliver_later))
+    if pending:
+        outcomes = services.sample_register_batch(
+            actor=actor, items=[w.data for _p, _r, w, _d in pending], channel=Channel.IMPORT
+        )
+        for (pos, row, wire, deliver_later), outcome in zip(pending, outcomes, strict=True):
+            ref = wire.client_code
+            if outcome.sample is None:
+                records[pos] = Record(
+                    pos,
+                    Outcome.REJECTED,
+                    ref,
+                    None,
+                    [
+                        {
+                            "field": mapping.national_field(e.field, document_field=wire.document_field),
+                            "code": e.code,
+                            "message": str(e.message),
+                        }
+                        for e in outcome.errors
+                    ],
+                    row,
+                )
+                continue
+            records[pos] = _deliver_with_sample(
+                actor, pos, row, ref, outcome.sample, created=outcome.created, deliver=deliver_later
+            )
+    return [records[pos] for pos, _row in chunk]
+
+
+def _deliver_with_sample(
+    actor: Actor, pos: int, row: dict[str, str], ref: str, sample: Sample, *, created: bool, deliver: bool
+) -> Record:
+    outcome = Outcome.ACCEPTED if created else Outcome.UNCHANGED
+    if not deliver:
+        return Record(pos, outcome, ref, sample.pk)
+    value = row.get("resultado", "").strip()
+    try:
+        received_at = _when(row, "fecha_recepcion")
+        reported_at = _when(row, "fecha_hora_resultado_laboratorio")
+    except _BadDate as bad:
+        return _error(
+            pos,
+            bad.field,
+            "invalid_date",
+            _("Unreadable date %(value)s.") % {"value": bad.value},
+            reference=ref,
+            data=row,
+        )
+    code = mapping.catalog_code(ResultValue, lookups.result_value, value) or value
+    try:
+        if received_at is not None and sample.state in (SampleState.REGISTERED, SampleState.DISPATCHED):
+            services.sample_receive(actor=actor, sample_id=sample.pk, received_at=received_at, channel=Channel.IMPORT)
+        _result, recorded = services.result_deliver(
+            actor=actor, sample_id=sample.pk, value=code, reported_at=reported_at, report=None, channel=Channel.IMPORT
+        )
+    except DomainError as exc:
+        refused = _refused(pos, _clear(exc, value), reference=ref, data=row, sample_id=sample.pk)
+        for error in refused.errors:
+            error["field"] = mapping.national_field(error["field"]) if error["field"] else "resultado"
+        return refused
+    return Record(pos, Outcome.ACCEPTED if (created or recorded) else Outcome.UNCHANGED, ref, sample.pk)

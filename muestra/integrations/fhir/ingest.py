@@ -1,0 +1,897 @@
+"""POST /fhir/: a Bundle of lab results, read entry by entry and recorded through the sample services.
+
+A result is an Observation whose code is a test's LOINC code. Around it, found by reference (`fullUrl`,
+`Type/id`, or a logical `Reference.identifier`): the Specimen (Observation.specimen, else the DiagnosticReport's),
+the ServiceRequest (Observation.basedOn, the report's, or Specimen.request) and the DiagnosticReport that lists
+the Observation in `result` (its `presentedForm` carries the signed PDF). The sample is the one every identifier
+of the Specimen and the ServiceRequest names: our 10-digit number, the tube barcode, or the lab's own code
+(`docs/fhir.md` lists the systems). Missing or out of scope is the same answer; in a batch such a result is held
+for the lab's staff to match, never guessed.
+
+Bundle semantics: a `transaction` is atomic (FHIR): every entry is checked first, then all results are recorded
+in one database transaction, or none is and the answer is one OperationOutcome naming every failing entry.
+`batch`, `collection`, `document` and `message` are processed entry by entry: one bad entry never stops the
+others, and the answer is a `batch-response` with a status and an OperationOutcome per entry.
+
+Every Bundle is recorded in the intake log (`Bundle/<type>`), each entry's fate as an item. The same bytes sent
+again by the same sender are answered from the log without touching anything, unless some entry was refused the
+first time (then the Bundle is read again: the services ignore what is already recorded).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils.translation import gettext_lazy as _
+from fhir.resources.R4B import get_fhir_model_class
+from fhir.resources.R4B.bundle import Bundle
+from pydantic import ValidationError
+
+from muestra.accounts.scoping import Actor, scoped
+from muestra.api.errors import field_path, translate_pydantic_error
+from muestra.catalog.models import ResultValue, Test
+from muestra.core.errors import DomainError, NotFound
+from muestra.integrations import services as intake_services
+from muestra.integrations.fhir import systems
+from muestra.integrations.fhir.outcomes import Issue, issues_from_domain_error, operation_outcome, status_line
+from muestra.integrations.models import Intake, IntakeChannel, IntakeItem
+from muestra.samples import lookups
+from muestra.samples.models import Channel, Sample, SampleState
+from muestra.samples.services import ReportFile, result_correct, result_deliver
+
+BUNDLE_TYPES = ("transaction", "batch", "collection", "document", "message")
+RESULT_RESOURCES = ("Observation", "DiagnosticReport", "Specimen", "ServiceRequest", "Patient")
+#: Results are coded in SNOMED CT; labs often send "Detected"/"Not detected" rather than positive/negative.
+RESULT_ALIASES = {"260373001": "positive", "260415000": "negative", "895231008": "negative"}
+#: HL7 v3 ObservationInterpretation codes, used when the Observation has no value.
+INTERPRETATION_VALUES = {
+    "POS": "positive",
+    "DET": "positive",
+    "NEG": "negative",
+    "ND": "negative",
+    "IND": "indeterminate",
+}
+FINAL = {"final"}
+CORRECTION = {"corrected", "amended"}
+PDF_MAGIC = b"%PDF"
+
+#: The services' field names -> where the element lives in the entry's resource.
+EXPRESSIONS = {
+    "sample": "Specimen.identifier",
+    "laboratory": "Specimen.identifier",
+    "result": "Observation.value",
+    "reported_at": "Observation.issued",
+    "report": "DiagnosticReport.presentedForm",
+    "reason": "Observation.note",
+}
+
+
+class BundleInvalid(Exception):
+    """The whole Bundle cannot be read: answered 400 with an OperationOutcome, nothing processed."""
+
+    def __init__(self, issues: list[Issue], status: int = 400) -> None:
+        super().__init__(str(issues[0].diagnostics) if issues else "invalid")
+        self.issues = issues
+        self.status = status
+
+
+@dataclass
+class Entry:
+    index: int
+    raw: dict[str, Any]
+    resource_type: str = ""
+    resource: Any = None
+    full_url: str = ""
+    issues: list[Issue] = field(default_factory=list)
+
+    @property
+    def path(self) -> str:
+        return f"Bundle.entry[{self.index}]"
+
+
+@dataclass
+class Item:
+    """One result to record: an Observation and what the Bundle says around it."""
+
+    observation: Entry
+    report: Entry | None = None
+    specimen: Entry | None = None
+    order: Entry | None = None
+    patient: Entry | None = None
+    identifiers: list[tuple[str, str]] = field(default_factory=list)
+    test: Test | None = None
+    value: ResultValue | None = None
+    correction: bool = False
+    reported_at: datetime | None = None
+    report_file: ReportFile | None = None
+    reason: str = ""
+    sample_pk: int | None = None
+    # outcome
+    held_status: int = 0
+    status: int = 0
+    outcome: str = ""
+    issues: list[Issue] = field(default_factory=list)
+
+    @property
+    def reference(self) -> str:
+        return " ".join(value for _system, value in self.identifiers)[:120]
+
+    def fail(self, status: int, issues: list[Issue], outcome: str = IntakeItem.Outcome.REJECTED) -> None:
+        self.status, self.outcome, self.issues = status, outcome, issues
+        if outcome == IntakeItem.Outcome.HELD:
+            # Not refused: kept for a person of the lab to match (202). A transaction refuses it with `held_status`.
+            self.held_status, self.status = status, 202
+            self.issues = [Issue("warning", i.code, i.diagnostics, i.expression) for i in issues]
+            self.issues.append(
+                Issue(
+                    "information",
+                    "informational",
+                    _("Held for your laboratory's staff to match with a sample."),
+                    [self.observation.path],
+                )
+            )
+
+    def data(self) -> dict[str, Any]:
+        return {
+            "identifiers": [f"{s}|{v}" if s else v for s, v in self.identifiers],
+            "test": self.test.code if self.test else "",
+            "result": self.value.code if self.value else "",
+            "correction": self.correction,
+            "reported_at": self.reported_at.isoformat() if self.reported_at else "",
+            "report_sha256": self.report_file.sha256 if self.report_file else "",
+        }
+
+
+@dataclass
+class Answer:
+    status: int
+    body: dict[str, Any]
+
+
+# --- reading the Bundle -----------------------------------------------------------------------------------------
+
+
+def _pydantic_issues(error: ValidationError, prefix: str) -> list[Issue]:
+    issues = []
+    for err in error.errors():
+        code, message = translate_pydantic_error(err)
+        if err.get("type") == "value_error":  # fhir.resources' own checks speak English only
+            text = str(err.get("msg", "")).casefold()
+            if "date" in text or "instant" in text or "time" in text:
+                code, message = "invalid_datetime", _("Enter a valid date/time.")
+            else:
+                code, message = "invalid", _("Enter a valid value.")
+        path = field_path(err.get("loc", ()), strip_source=False)
+        fhir_code = {"required": "required", "unknown_field": "structure"}.get(code, "value")
+        issues.append(Issue("error", fhir_code, message, [f"{prefix}.{path}" if path else prefix]))
+    return issues
+
+
+def parse_bundle(content: bytes) -> tuple[str, list[Entry]]:
+    try:
+        data = json.loads(content.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError):
+        raise BundleInvalid([Issue("fatal", "structure", _("The body is not valid JSON."))]) from None
+    if not isinstance(data, dict) or data.get("resourceType") != "Bundle":
+        raise BundleInvalid(
+            [Issue("fatal", "structure", _('Send a Bundle resource (resourceType "Bundle").'), ["Bundle"])]
+        )
+    raw_entries = data.get("entry") or []
+    if not isinstance(raw_entries, list) or not all(isinstance(e, dict) for e in raw_entries):
+        raise BundleInvalid(
+            [Issue("fatal", "structure", _("Bundle.entry must be a list of entries."), ["Bundle.entry"])]
+        )
+    limit = settings.MUESTRA["MAX_BATCH_ITEMS"] * 5
+    if len(raw_entries) > limit:
+        raise BundleInvalid(
+            [
+                Issue(
+                    "fatal",
+                    "too-costly",
+                    _("A Bundle may hold at most %(max)s entries.") % {"max": limit},
+                    ["Bundle.entry"],
+                )
+            ],
+            413,
+        )
+    # The envelope is validated without the resources, so one bad resource is that entry's problem only.
+    shell = {**data, "entry": [{k: v for k, v in e.items() if k != "resource"} for e in raw_entries]}
+    try:
+        bundle = Bundle.model_validate(shell)
+    except ValidationError as exc:
+        raise BundleInvalid(_pydantic_issues(exc, "Bundle")) from None
+    kind = str(bundle.type or "")
+    if kind not in BUNDLE_TYPES:
+        raise BundleInvalid(
+            [
+                Issue(
+                    "fatal",
+                    "not-supported",
+                    _("Bundle type %(type)s is not accepted here; send one of: %(types)s.")
+                    % {"type": kind or "?", "types": ", ".join(BUNDLE_TYPES)},
+                    ["Bundle.type"],
+                )
+            ]
+        )
+    entries = []
+    for index, raw in enumerate(raw_entries):
+        entry = Entry(index=index, raw=raw, full_url=str(raw.get("fullUrl") or ""))
+        resource = raw.get("resource")
+        if not isinstance(resource, dict):
+            entry.issues.append(
+                Issue("error", "required", _("This entry has no resource."), [f"{entry.path}.resource"])
+            )
+        else:
+            entry.resource_type = str(resource.get("resourceType") or "")
+            try:
+                model = get_fhir_model_class(entry.resource_type)
+            except (ValueError, KeyError):
+                entry.issues.append(
+                    Issue(
+                        "error",
+                        "not-supported",
+                        _("Unknown resource type %(type)s.") % {"type": entry.resource_type or "?"},
+                        [f"{entry.path}.resource.resourceType"],
+                    )
+                )
+            else:
+                try:
+                    entry.resource = model.model_validate(resource)
+                except ValidationError as exc:
+                    entry.issues.extend(_pydantic_issues(exc, f"{entry.path}.resource"))
+        entries.append(entry)
+    return kind, entries
+
+
+class Index:
+    """Entries by fullUrl and by `Type/id`, to resolve references inside the Bundle."""
+
+    def __init__(self, entries: list[Entry]) -> None:
+        self.by_key: dict[str, Entry] = {}
+        for entry in entries:
+            if entry.resource is None:
+                continue
+            if entry.full_url:
+                self.by_key[entry.full_url] = entry
+            rid = getattr(entry.resource, "id", None)
+            if rid:
+                self.by_key[f"{entry.resource_type}/{rid}"] = entry
+
+    def resolve(self, reference: Any, kind: str) -> Entry | None:
+        text = getattr(reference, "reference", None) if reference is not None else None
+        if not text:
+            return None
+        found = self.by_key.get(text)
+        if found is None and "/" in text:
+            parts = text.rstrip("/").split("/")
+            found = self.by_key.get("/".join(parts[-2:]))
+        return found if found is not None and found.resource_type == kind else None
+
+
+def _server_id(reference: Any, kind: str) -> str | None:
+    """`Specimen/1000000123` (or an absolute URL ending so) not found in the Bundle: one of our resources."""
+    text = getattr(reference, "reference", None) if reference is not None else None
+    if not text or "/" not in text:
+        return None
+    parts = text.rstrip("/").split("/")
+    return parts[-1] if parts[-2] == kind else None
+
+
+def _identifier_pairs(identifiers: Iterable[Any]) -> list[tuple[str, str]]:
+    pairs = []
+    for identifier in identifiers:
+        if identifier is not None and identifier.value:
+            pairs.append((str(identifier.system or ""), str(identifier.value).strip()))
+    return pairs
+
+
+def _tests_by_loinc() -> dict[str, Test]:
+    return {t.loinc_code: t for t in lookups.active_rows(Test) if t.loinc_code}
+
+
+def _loinc_test(resource: Any, tests: dict[str, Test]) -> Test | None:
+    for coding in getattr(resource.code, "coding", None) or []:
+        if coding.code and (not coding.system or coding.system == systems.LOINC) and coding.code in tests:
+            return tests[coding.code]
+    return None
+
+
+def _result_value(observation: Any) -> ResultValue | None:
+    concept = observation.valueCodeableConcept
+    for coding in (concept.coding or []) if concept is not None else []:
+        if coding.code:
+            code = RESULT_ALIASES.get(coding.code, coding.code)
+            value = lookups.result_value(code)
+            if value is not None:
+                return value
+    if observation.valueString:
+        value = lookups.result_value(observation.valueString)
+        if value is not None:
+            return value
+    for concept in observation.interpretation or []:
+        for coding in concept.coding or []:
+            if coding.code in INTERPRETATION_VALUES:
+                return lookups.result_value(INTERPRETATION_VALUES[coding.code])
+    return None
+
+
+def _has_value(observation: Any) -> bool:
+    return bool(observation.valueCodeableConcept or observation.valueString or observation.interpretation)
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    return value if isinstance(value, datetime) else None
+
+
+def _report_file(report: Entry) -> ReportFile | None:
+    for attachment in report.resource.presentedForm or []:
+        content = attachment.data
+        if not content:
+            continue
+        content_type = str(attachment.contentType or "application/pdf")
+        if "pdf" not in content_type.casefold() or not bytes(content).startswith(PDF_MAGIC):
+            raise _ItemRefused(
+                422,
+                [
+                    Issue(
+                        "error", "value", _("The report must be a PDF file."), [f"{report.path}.resource.presentedForm"]
+                    )
+                ],
+            )
+        return ReportFile(content=bytes(content), content_type="application/pdf", name="report.pdf")
+    return None
+
+
+class _ItemRefused(Exception):
+    def __init__(self, status: int, issues: list[Issue], outcome: str = IntakeItem.Outcome.REJECTED) -> None:
+        super().__init__("refused")
+        self.status, self.issues, self.outcome = status, issues, outcome
+
+
+def build_items(entries: list[Entry]) -> tuple[list[Item], dict[int, list[Item]]]:
+    """The results in the Bundle, and for each entry index the results it belongs to."""
+    index = Index(entries)
+    tests = _tests_by_loinc()
+    reports = [e for e in entries if e.resource_type == "DiagnosticReport" and e.resource is not None]
+    items: list[Item] = []
+    links: dict[int, list[Item]] = {}
+    reported = {
+        id(found)
+        for report in reports
+        for ref in report.resource.result or []
+        if (found := index.resolve(ref, "Observation")) is not None
+    }
+    for entry in entries:
+        if entry.resource_type != "Observation" or entry.resource is None:
+            continue
+        test = _loinc_test(entry.resource, tests)
+        if test is None and id(entry) not in reported:
+            continue  # an answer to an order question, a Ct value...: context, not a result
+        item = Item(observation=entry, test=test)
+        items.append(item)
+        for report in reports:
+            for ref in report.resource.result or []:
+                if index.resolve(ref, "Observation") is entry:
+                    item.report = report
+                    break
+            if item.report is not None:
+                break
+        _gather(item, index)
+        for linked in (item.observation, item.report, item.specimen, item.order, item.patient):
+            if linked is not None:
+                links.setdefault(linked.index, []).append(item)
+    return items, links
+
+
+def _gather(item: Item, index: Index) -> None:
+    obs = item.observation.resource
+    report = item.report.resource if item.report else None
+    specimen_refs = [obs.specimen, *list(report.specimen or [] if report else [])]
+    order_refs = list(obs.basedOn or []) + list(report.basedOn or [] if report else [])
+    for ref in specimen_refs:
+        if ref is None:
+            continue
+        found = index.resolve(ref, "Specimen")
+        if found is not None and item.specimen is None:
+            item.specimen = found
+        elif found is None and (number := _server_id(ref, "Specimen")):
+            item.identifiers.append((systems.SAMPLE_NUMBER, number))
+        item.identifiers.extend(_identifier_pairs([ref.identifier]))
+    if item.specimen is not None:
+        spec = item.specimen.resource
+        item.identifiers.extend(_identifier_pairs([*list(spec.identifier or []), spec.accessionIdentifier]))
+        order_refs.extend(spec.request or [])
+    for ref in order_refs:
+        found = index.resolve(ref, "ServiceRequest")
+        if found is not None and item.order is None:
+            item.order = found
+        elif found is None and (number := _server_id(ref, "ServiceRequest")):
+            item.identifiers.append((systems.SAMPLE_NUMBER, number))
+        item.identifiers.extend(_identifier_pairs([ref.identifier]))
+    if item.order is not None:
+        item.identifiers.extend(_identifier_pairs(item.order.resource.identifier or []))
+    # The person is context only (never used to find the sample), but its entry shares the result's fate.
+    for holder in (item.observation, item.specimen, item.order, item.report):
+        if holder is not None and item.patient is None:
+            item.patient = index.resolve(getattr(holder.resource, "subject", None), "Patient")
+    item.identifiers = list(dict.fromkeys(item.identifiers))
+
+
+# --- checking each result ---------------------------------------------------------------------------------------
+
+
+def _kind_of(system: str) -> str:
+    if system in systems.SAMPLE_NUMBER_ALIASES:
+        return "number"
+    if system == systems.TUBE_BARCODE:
+        return "tube"
+    if system.startswith(systems.LAB_SAMPLE_CODE):
+        return "client"
+    return "any" if not system else "client"
+
+
+def resolve_samples(actor: Actor, items: list[Item]) -> dict[int, Sample]:
+    """Finds each item's sample among those the actor sees, in three queries for the whole Bundle."""
+    numbers: set[int] = set()
+    tubes: set[str] = set()
+    codes: set[str] = set()
+    for item in items:
+        for system, value in item.identifiers:
+            kind = _kind_of(system)
+            if kind in ("number", "any") and value.isdigit() and (pk := Sample.pk_from_number(value)) is not None:
+                numbers.add(pk)
+            if kind in ("tube", "any"):
+                tubes.add(value)
+            if kind in ("client", "any"):
+                codes.add(value)
+    visible = scoped(actor, Sample.objects.all()).only(
+        "id", "test_id", "state", "result_value_id", "tube_code", "client_code", "client_lab_id", "laboratory_id"
+    )
+    by_pk: dict[int, Sample] = {}
+    by_tube: dict[str, int] = {}
+    by_code: dict[str, int] = {}
+    if numbers:
+        by_pk.update({s.pk: s for s in visible.filter(pk__in=numbers)})
+    if tubes:
+        for s in visible.filter(tube_code__in=tubes):
+            by_pk[s.pk] = s
+            by_tube[s.tube_code or ""] = s.pk
+    if codes and actor.laboratory_ids:
+        for s in visible.filter(client_lab_id__in=actor.laboratory_ids, client_code__in=codes):
+            by_pk[s.pk] = s
+            by_code[s.client_code] = s.pk
+    for item in items:
+        found: set[int] = set()
+        for system, value in item.identifiers:
+            kind = _kind_of(system)
+            if kind in ("number", "any") and (pk := Sample.pk_from_number(value) if value.isdigit() else None) in by_pk:
+                found.add(pk)  # type: ignore[arg-type]
+            if kind in ("tube", "any") and value in by_tube:
+                found.add(by_tube[value])
+            if kind in ("client", "any") and value in by_code:
+                found.add(by_code[value])
+        if len(found) == 1:
+            item.sample_pk = found.pop()
+        elif len(found) > 1:
+            item.fail(
+                409,
+                [
+                    Issue(
+                        "error",
+                        "conflict",
+                        _("The identifiers of this result name different samples; it is held for your staff to match."),
+                        [f"{item.observation.path}.resource.specimen"],
+                    )
+                ],
+                IntakeItem.Outcome.HELD,
+            )
+    return by_pk
+
+
+def check_item(item: Item, samples: dict[int, Sample]) -> None:
+    """Everything that can be known before writing; sets `item.status` when the item cannot be recorded."""
+    if item.status:
+        return
+    obs_path = f"{item.observation.path}.resource"
+    try:
+        if not item.identifiers:
+            raise _ItemRefused(
+                422,
+                [
+                    Issue(
+                        "error",
+                        "required",
+                        _(
+                            "No sample identifier: give the Specimen (identifier or accessionIdentifier) or the "
+                            "ServiceRequest."
+                        ),
+                        [f"{obs_path}.specimen"],
+                    )
+                ],
+            )
+        if item.test is None:
+            raise _ItemRefused(
+                422,
+                [
+                    Issue(
+                        "error",
+                        "value",
+                        _("Unknown test: Observation.code must be a test's LOINC code."),
+                        [f"{obs_path}.code"],
+                    )
+                ],
+            )
+        status = str(item.observation.resource.status or "")
+        report_status = str(item.report.resource.status or "") if item.report else ""
+        if status not in FINAL | CORRECTION:
+            raise _ItemRefused(
+                422,
+                [
+                    Issue(
+                        "error",
+                        "not-supported",
+                        _("Only final, corrected or amended results are recorded (status is %(status)s).")
+                        % {"status": status},
+                        [f"{obs_path}.status"],
+                    )
+                ],
+            )
+        item.correction = status in CORRECTION or report_status in CORRECTION
+        item.value = _result_value(item.observation.resource)
+        if item.value is None:
+            raise _ItemRefused(
+                422,
+                [
+                    Issue(
+                        "error",
+                        "value" if _has_value(item.observation.resource) else "required",
+                        _("Unknown result: send valueCodeableConcept with a SNOMED CT result code."),
+                        [f"{obs_path}.valueCodeableConcept"],
+                    )
+                ],
+            )
+        obs = item.observation.resource
+        item.reported_at = _as_datetime(obs.issued) or (
+            _as_datetime(item.report.resource.issued) if item.report else None
+        )
+        notes = [n.text for n in (obs.note or []) if n.text]
+        if item.report is not None and item.report.resource.conclusion:
+            notes.append(item.report.resource.conclusion)
+        item.reason = (notes[0] if notes else "Corrected by the laboratory system (FHIR)")[:250]
+        if item.report is not None:
+            item.report_file = _report_file(item.report)
+        sample = samples.get(item.sample_pk) if item.sample_pk is not None else None
+        if sample is None:
+            raise _ItemRefused(
+                404,
+                [
+                    Issue(
+                        "error",
+                        "not-found",
+                        _("Sample not found: no sample of yours has these identifiers (%(ids)s).")
+                        % {"ids": item.reference},
+                        [f"{item.specimen.path}.resource.identifier" if item.specimen else f"{obs_path}.specimen"],
+                    )
+                ],
+                IntakeItem.Outcome.HELD,
+            )
+        if sample.test_id != item.test.pk:
+            test = lookups.by_pk(Test, sample.test_id)
+            raise _ItemRefused(
+                422,
+                [
+                    Issue(
+                        "error",
+                        "business-rule",
+                        _("Sample %(number)s was registered for test %(test)s, not this one.")
+                        % {"number": sample.number, "test": test.display_name if test else "?"},
+                        [f"{obs_path}.code"],
+                    )
+                ],
+            )
+    except _ItemRefused as refused:
+        item.fail(refused.status, refused.issues, refused.outcome)
+
+
+def apply_item(actor: Actor, item: Item, samples: dict[int, Sample]) -> None:
+    """Records one checked result through the services (raises DomainError when they refuse it)."""
+    assert item.sample_pk is not None and item.value is not None
+    sample = samples[item.sample_pk]
+    if item.correction and sample.state == SampleState.RESULT:
+        if sample.result_value_id == item.value.pk and item.report_file is None:
+            item.status, item.outcome = 200, IntakeItem.Outcome.UNCHANGED
+            return
+        if sample.result_value_id == item.value.pk:
+            current = sample.results.order_by("-version").values_list("report_sha256", flat=True).first()
+            if current == item.report_file.sha256:  # type: ignore[union-attr]
+                item.status, item.outcome = 200, IntakeItem.Outcome.UNCHANGED
+                return
+        result_correct(
+            actor=actor,
+            sample_id=sample.pk,
+            value=item.value.code,
+            reason=item.reason,
+            reported_at=item.reported_at,
+            report=item.report_file,
+            channel=Channel.FHIR,
+        )
+        item.status, item.outcome = 201, IntakeItem.Outcome.ACCEPTED
+        sample.result_value_id = item.value.pk
+        return
+    _result, recorded = result_deliver(
+        actor=actor,
+        sample_id=sample.pk,
+        value=item.value.code,
+        reported_at=item.reported_at,
+        report=item.report_file,
+        channel=Channel.FHIR,
+    )
+    # Another entry of the same Bundle may name this sample again (a correction after the first result).
+    sample.state, sample.result_value_id = SampleState.RESULT, item.value.pk
+    item.status = 201 if recorded else 200
+    item.outcome = IntakeItem.Outcome.ACCEPTED if recorded else IntakeItem.Outcome.UNCHANGED
+
+
+def _domain_failure(item: Item, exc: DomainError) -> None:
+    prefix = f"{item.observation.path}.resource."
+    expressions = {k: v.split(".", 1)[1] for k, v in EXPRESSIONS.items() if v.startswith("Observation.")}
+    issues = issues_from_domain_error(exc, expressions, prefix)
+    if isinstance(exc, NotFound):
+        item.fail(404, issues, IntakeItem.Outcome.HELD)
+    else:
+        item.fail(exc.status, issues)
+
+
+# --- the answer ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class EntryResult:
+    status: int
+    outcome: str
+    issues: list[Issue]
+    location: str = ""
+    sample_id: int | None = None
+    reference: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def _entry_results(entries: list[Entry], items: list[Item], links: dict[int, list[Item]]) -> list[EntryResult]:
+    results = []
+    for entry in entries:
+        if entry.issues:
+            results.append(EntryResult(422, IntakeItem.Outcome.REJECTED, entry.issues))
+            continue
+        linked = links.get(entry.index, [])
+        if not linked:
+            results.append(
+                EntryResult(
+                    200,
+                    IntakeItem.Outcome.UNCHANGED,
+                    [
+                        Issue(
+                            "information",
+                            "informational",
+                            _("Not stored: this entry is not part of a result (or is context only)."),
+                            [entry.path],
+                        )
+                    ],
+                )
+            )
+            continue
+        worst = max(linked, key=lambda i: (i.status >= 300, i.status))
+        own = worst.observation is entry
+        location = ""
+        if worst.status < 300 and worst.sample_pk is not None and entry.resource_type in RESULT_RESOURCES[:4]:
+            location = f"{entry.resource_type}/{Sample(pk=worst.sample_pk).number}"
+        if own or worst.status >= 300:
+            issues = worst.issues or [_accepted_issue(worst, entry)]
+        else:
+            issues = [_accepted_issue(worst, entry)]
+        results.append(
+            EntryResult(
+                worst.status,
+                worst.outcome,
+                issues,
+                location=location,
+                sample_id=worst.sample_pk if worst.status < 300 else None,
+                reference=worst.reference,
+                data=worst.data() if own else {"result_entry": worst.observation.index},
+            )
+        )
+    return results
+
+
+def _accepted_issue(item: Item, entry: Entry) -> Issue:
+    number = Sample(pk=item.sample_pk).number if item.sample_pk else "?"
+    if item.status == 201:
+        message = _("Result recorded for sample %(number)s.") % {"number": number}
+    else:
+        message = _("Sample %(number)s already had this result; nothing changed.") % {"number": number}
+    return Issue("information", "informational", message, [entry.path])
+
+
+def _response_bundle(kind: str, results: list[EntryResult]) -> dict[str, Any]:
+    entries = []
+    for result in results:
+        response: dict[str, Any] = {"status": status_line(result.status)}
+        if result.location:
+            response["location"] = result.location
+        response["outcome"] = operation_outcome(result.issues)
+        entries.append({"response": response})
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction-response" if kind == "transaction" else "batch-response",
+        "entry": entries,
+    }
+
+
+def _record(actor: Actor, intake: Intake, results: list[EntryResult]) -> None:
+    records = [
+        intake_services.ItemOutcomeRecord(
+            position=i + 1,
+            outcome=r.outcome,
+            reference=r.reference,
+            sample_id=r.sample_id,
+            errors=[
+                {"field": ",".join(issue.expression), "code": issue.code, "message": str(issue.diagnostics)}
+                for issue in r.issues
+                if issue.severity in ("error", "fatal", "warning")
+            ],
+            data={**r.data, "status": status_line(r.status), "location": r.location},
+        )
+        for i, r in enumerate(results)
+    ]
+    for start in range(0, len(records), 1000):
+        intake_services.intake_items_record(intake=intake, items=records[start : start + 1000])
+    intake_services.intake_finish(actor=actor, intake=intake)
+
+
+def _replay(intake: Intake) -> Answer:
+    """The answer to a Bundle already processed, rebuilt from the intake log."""
+    results = []
+    for row in intake.items.order_by("position", "pk"):
+        status = int(str(row.data.get("status", "200")).split()[0])
+        issues = [
+            Issue(
+                "error" if row.outcome == IntakeItem.Outcome.REJECTED else "warning",
+                e.get("code", "processing"),
+                e.get("message", ""),
+                [e["field"]] if e.get("field") else [],
+            )
+            for e in row.errors
+        ] or [Issue("information", "informational", _("Already received; nothing changed."))]
+        results.append(EntryResult(status, row.outcome, issues, location=str(row.data.get("location", ""))))
+    return Answer(200, _response_bundle(intake.kind.removeprefix("Bundle/"), results))
+
+
+def _lab_of(actor: Actor) -> int | None:
+    return next(iter(actor.laboratory_ids)) if len(actor.laboratory_ids) == 1 else None
+
+
+def _establishment_of(actor: Actor) -> int | None:
+    return next(iter(actor.establishment_ids)) if len(actor.establishment_ids) == 1 else None
+
+
+def _peek_type(content: bytes) -> str:
+    try:
+        data = json.loads(content.decode("utf-8-sig"))
+        kind = data.get("type") if isinstance(data, dict) else None
+    except (UnicodeDecodeError, ValueError):
+        kind = None
+    return kind if isinstance(kind, str) and kind in BUNDLE_TYPES else "invalid"
+
+
+def process_bundle(actor: Actor, content: bytes) -> Answer:
+    kind = _peek_type(content)
+    open_args = {
+        "actor": actor,
+        "channel": IntakeChannel.FHIR,
+        "kind": f"Bundle/{kind}",
+        "content": content,
+        "filename": "bundle.json",
+        "laboratory_id": _lab_of(actor),
+        "establishment_id": _establishment_of(actor),
+    }
+    intake, created = intake_services.intake_open(**open_args)  # type: ignore[arg-type]
+    if not created:
+        if intake.state == Intake.State.DONE and not intake.rejected:
+            return _replay(intake)
+        intake, _created = intake_services.intake_open(**open_args, detect_repeat=False)  # type: ignore[arg-type]
+    try:
+        return _process(actor, intake, content)
+    except Exception:
+        # A bug, not the Bundle's fault: the unit is closed as failed (the same bytes are read again when resent).
+        intake_services.intake_finish(actor=actor, intake=intake, error="Internal error; it has been logged.")
+        raise
+
+
+def _process(actor: Actor, intake: Intake, content: bytes) -> Answer:
+    try:
+        kind, entries = parse_bundle(content)
+    except BundleInvalid as exc:
+        intake_services.intake_finish(
+            actor=actor, intake=intake, error="; ".join(str(i.diagnostics) for i in exc.issues)[:2000]
+        )
+        return Answer(exc.status, operation_outcome(exc.issues))
+    intake_services.intake_start(intake=intake, total=len(entries))
+    items, links = build_items(entries)
+    samples = resolve_samples(actor, items)
+    for item in items:
+        check_item(item, samples)
+    if kind == "transaction":
+        answer = _process_transaction(actor, entries, items, links, samples)
+    else:
+        for item in items:
+            if item.status:
+                continue
+            try:
+                apply_item(actor, item, samples)
+            except DomainError as exc:
+                _domain_failure(item, exc)
+        answer = None
+    results = _entry_results(entries, items, links)
+    if answer is not None:  # a refused transaction: nothing stored, every entry refused
+        for position, result in enumerate(results):
+            if result.status < 300:
+                results[position] = EntryResult(400, IntakeItem.Outcome.REJECTED, [_not_applied_issue()])
+            result = results[position]
+            result.outcome, result.sample_id = IntakeItem.Outcome.REJECTED, None
+        _record(actor, intake, results)
+        return answer
+    _record(actor, intake, results)
+    return Answer(200, _response_bundle(kind, results))
+
+
+def _not_applied_issue() -> Issue:
+    return Issue("error", "processing", _("Not applied: the transaction was refused because of other entries."))
+
+
+class _Rollback(Exception):
+    pass
+
+
+def _process_transaction(
+    actor: Actor, entries: list[Entry], items: list[Item], links: dict[int, list[Item]], samples: dict[int, Sample]
+) -> Answer | None:
+    """All or nothing. Returns the refusal, or None when every result was recorded."""
+    if not any(e.issues for e in entries) and not any(i.status for i in items):
+        try:
+            with transaction.atomic():
+                for item in items:
+                    try:
+                        apply_item(actor, item, samples)
+                    except DomainError as exc:
+                        _domain_failure(item, exc)
+                        raise _Rollback from exc
+        except _Rollback:
+            for item in items:
+                if item.status < 300:
+                    item.status, item.outcome, item.issues = 0, "", []
+        else:
+            return None
+    issues: list[Issue] = []
+    statuses: set[int] = set()
+    for entry in entries:
+        issues.extend(entry.issues)
+        if entry.issues:
+            statuses.add(400)
+    for item in items:
+        if item.outcome == IntakeItem.Outcome.HELD:  # nothing is held from a refused transaction
+            item.status, item.outcome = item.held_status, IntakeItem.Outcome.REJECTED
+            item.issues = [Issue("error", i.code, i.diagnostics, i.expression) for i in item.issues[:-1]]
+        if item.status >= 300:
+            issues.extend(item.issues)
+            statuses.add(item.status)
+    for item in items:
+        if item.status == 0:  # checked but not applied: say so on its entry
+            item.fail(400, [_not_applied_issue()])
+    issues.append(Issue("information", "informational", _("Transaction refused: nothing was stored.")))
+    status = statuses.pop() if len(statuses) == 1 else 400
+    return Answer(status, operation_outcome(issues))
