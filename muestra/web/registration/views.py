@@ -12,14 +12,18 @@ The look-up is a POST so that document numbers never appear in URLs or access lo
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from muestra.accounts.services import registration_defaults_remember
@@ -67,8 +71,27 @@ def _bound(request: HttpRequest, actor: Any, data: QueryDict | dict[str, Any] | 
     return RegistrationForm(data, actor=actor, offer=offer)
 
 
+def in_establishment_time(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Runs the view in the establishment's time zone: a Vietnamese site types and reads Vietnamese local times
+    (collection and result times), whatever the server's zone. The establishment is the one being registered for
+    (posted), else the remembered one, else the person's first."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        user: Any = request.user
+        values = request.POST if request.method == "POST" else (user.registration_defaults or {})
+        profile = make_offer(request_actor(request), values).profile
+        if profile is None or not profile.time_zone:
+            return view(request, *args, **kwargs)
+        with timezone.override(ZoneInfo(profile.time_zone)):
+            return view(request, *args, **kwargs)
+
+    return wrapper
+
+
 @staff_required
 @require_http_methods(["GET", "POST"])
+@in_establishment_time
 def new(request: HttpRequest) -> HttpResponse:
     actor = _actor_or_404(request)
     if request.method == "POST":
@@ -154,6 +177,7 @@ def _field_errors(request: HttpRequest, actor: Any) -> tuple[RegistrationForm, d
 
 @staff_required
 @require_POST
+@in_establishment_time
 def check(request: HttpRequest) -> HttpResponse:
     """The error message of one field (empty when it is fine), for the slot next to it."""
     actor = _actor_or_404(request)
@@ -166,6 +190,7 @@ def check(request: HttpRequest) -> HttpResponse:
 
 @staff_required
 @require_POST
+@in_establishment_time
 def patient(request: HttpRequest) -> HttpResponse:
     """Looks the document up: a patient this actor may see fills the patient details; otherwise they stay as typed.
 
@@ -206,6 +231,7 @@ def patient(request: HttpRequest) -> HttpResponse:
 
 @staff_required
 @require_POST
+@in_establishment_time
 def refresh(request: HttpRequest) -> HttpResponse:
     """The part of the form that depends on the establishment and the test, for the values now chosen."""
     actor = _actor_or_404(request)
