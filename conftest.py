@@ -63,6 +63,22 @@ def _default_language() -> Iterator[None]:
     translation.activate(settings.LANGUAGE_CODE)
 
 
+def in_english(client: Any) -> Any:
+    """`client` (a Django test client) asks for English pages from now on; returns it."""
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
+    return client
+
+
+@pytest.fixture
+def english(client: Any) -> Iterator[Any]:
+    """For tests that read English wording (the default language is Spanish): the `client` fixture asks for
+    English, and code run in the test itself (forms, messages, exports) speaks English too. Yields the client."""
+    from django.utils import translation
+
+    with translation.override("en"):
+        yield in_english(client)
+
+
 @dataclass
 class World:
     establishments: dict[str, Any]

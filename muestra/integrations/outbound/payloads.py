@@ -5,30 +5,28 @@ look-up cache, so building it costs no query) and stored on each Delivery. The F
 snapshot when it is sent, so the hot path never pays for FHIR models:
 
 * registered, dispatched, received, rejected, returned, forwarded, cancelled -> a `Specimen`
-  (status `available`, `unsatisfactory` when rejected, `unavailable` when cancelled; `receivedTime` on receipt);
+  (status `available`, `unsatisfactory` when rejected, `unavailable` when cancelled; `receivedTime` on receipt;
+  a pooled tube's `parent` = its members' Specimens, as `/fhir/` writes it);
 * result available / corrected -> a `DiagnosticReport` (status `final` / `corrected`, LOINC code of the test,
   the result as a SNOMED CT `conclusionCode`, the specimen referenced as `Specimen/<sample number>`).
 
-Both are validated with fhir.resources (R4B) before they leave.
+Both are validated with fhir.resources (R4B) before they leave. Identifier and code systems are the FHIR
+interface's (`muestra/integrations/fhir/systems.py`), so a receiver sees the same URIs from both.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
 from muestra.catalog.models import Disease, IdentityDocumentType, SampleType, Test
 from muestra.facilities.models import Establishment, Laboratory
+from muestra.integrations.fhir import systems
 from muestra.integrations.models import OUTBOUND_EVENT_TYPES
 from muestra.samples import lookups
 from muestra.samples.models import PUBLIC_NUMBER_OFFSET
 from muestra.territories.models import Territory
-
-#: Identifier systems of our public numbers in FHIR resources.
-SAMPLE_NUMBER_SYSTEM = "urn:muestra:sample-number"
-LAB_CODE_SYSTEM = "urn:muestra:laboratory-sample-code"
-SNOMED = "http://snomed.info/sct"
-LOINC = "http://loinc.org"
 
 #: The fields of a SampleEvent (and of its sample) a snapshot is built from: one query, no joins beyond the sample.
 EVENT_FIELDS = (
@@ -49,6 +47,7 @@ EVENT_FIELDS = (
     "sample__sample_type_id",
     "sample__collected_at",
     "sample__client_code",
+    "sample__client_lab_id",
     "sample__is_pool",
     "sample__pool_id",
     "sample__patient_id",
@@ -65,14 +64,16 @@ def _number(pk: int | None) -> int | None:
     return PUBLIC_NUMBER_OFFSET + pk if pk is not None else None
 
 
-def event_snapshot(row: dict[str, Any], event_uuid: str) -> dict[str, Any]:
-    """Our JSON of one event (`row` holds EVENT_FIELDS). Identifiers and codes only; no personal data."""
+def event_snapshot(row: dict[str, Any], event_uuid: str, members: Sequence[int] = ()) -> dict[str, Any]:
+    """Our JSON of one event (`row` holds EVENT_FIELDS; `members`: a pooled tube's member sample ids).
+    Identifiers and codes only; no personal data."""
     disease = lookups.by_pk(Disease, row["sample__disease_id"])
     test = lookups.by_pk(Test, row["sample__test_id"])
     sample_type = lookups.by_pk(SampleType, row["sample__sample_type_id"])
     establishment = lookups.by_pk(Establishment, row["establishment_id"])
     territory = lookups.by_pk(Territory, establishment.territory_id) if establishment else None
     laboratory = lookups.by_pk(Laboratory, row["laboratory_id"])
+    client_lab = lookups.by_pk(Laboratory, row["sample__client_lab_id"]) if row["sample__client_code"] else None
     data = row["data"] or {}
     payload: dict[str, Any] = {
         "id": event_uuid,
@@ -90,6 +91,7 @@ def event_snapshot(row: dict[str, Any], event_uuid: str) -> dict[str, Any]:
             "sample_type": {"code": sample_type.code, "snomed": sample_type.snomed_code} if sample_type else None,
             "collected_at": _iso(row["sample__collected_at"]),
             "laboratory_code": row["sample__client_code"] or None,
+            "laboratory_code_lab": client_lab.platform_id if client_lab else None,
             "is_pool": row["sample__is_pool"],
             "pool": _number(row["sample__pool_id"]),
         },
@@ -103,6 +105,8 @@ def event_snapshot(row: dict[str, Any], event_uuid: str) -> dict[str, Any]:
         else None,
         "laboratory": {"id": laboratory.platform_id, "name": laboratory.name} if laboratory else None,
     }
+    if row["sample__is_pool"]:
+        payload["sample"]["members"] = [_number(pk) for pk in members]
     if row["kind"] in RESULT_KINDS:
         value = lookups.result_value(data.get("result"))
         payload["result"] = {
@@ -151,9 +155,10 @@ def _subject(payload: dict[str, Any]) -> dict[str, Any] | None:
     if not patient:
         return None
     document = patient["document"]
+    system = systems.document_system(document["type"] or "", document.get("issuer") or "")
     return {
         "type": "Patient",
-        "identifier": {"system": f"urn:muestra:document:{document['type']}", "value": document["number"]},
+        "identifier": {"system": system, "value": document["number"]},
         "display": " ".join([patient["given_names"], *patient["surnames"]]),
     }
 
@@ -164,18 +169,22 @@ def _specimen(payload: dict[str, Any], kind: str) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "Specimen",
         "id": number,
-        "identifier": [{"system": SAMPLE_NUMBER_SYSTEM, "value": number}],
+        "identifier": [{"system": systems.SAMPLE_NUMBER, "value": number}],
         "status": _SPECIMEN_STATUS.get(kind, "available"),
         "collection": {"collectedDateTime": sample["collected_at"]},
     }
     if sample.get("laboratory_code"):
-        resource["accessionIdentifier"] = {"system": LAB_CODE_SYSTEM, "value": sample["laboratory_code"]}
+        # Codes are unique within a laboratory: the system names it (snapshots older than that field do not).
+        lab = sample.get("laboratory_code_lab")
+        lab_system = systems.lab_sample_code_system(lab) if lab else systems.LAB_SAMPLE_CODE
+        resource["accessionIdentifier"] = {"system": lab_system, "value": sample["laboratory_code"]}
     if sample.get("sample_type"):
-        resource["type"] = {"coding": [{"system": SNOMED, "code": sample["sample_type"]["snomed"]}]}
+        resource["type"] = {"coding": [{"system": systems.SNOMED, "code": sample["sample_type"]["snomed"]}]}
     if kind == "received":
         resource["receivedTime"] = payload["occurred_at"]
-    if sample.get("pool"):
-        resource["parent"] = [{"reference": f"Specimen/{sample['pool']}"}]
+    if sample.get("members"):
+        # As in /fhir/: R4 has no pooled specimen, so the pool tube's parents are its members' specimens.
+        resource["parent"] = [{"reference": f"Specimen/{member}"} for member in sample["members"]]
     reason = payload.get("reason")
     if reason and (reason.get("text") or reason.get("code")):
         resource["note"] = [{"text": reason.get("text") or reason.get("code")}]
@@ -193,22 +202,25 @@ def _diagnostic_report(payload: dict[str, Any], kind: str) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "DiagnosticReport",
         "id": f"{number}-{result['version']}",
-        "identifier": [{"system": SAMPLE_NUMBER_SYSTEM, "value": f"{number}-{result['version']}"}],
+        "identifier": [{"system": systems.SAMPLE_NUMBER, "value": f"{number}-{result['version']}"}],
         "status": "corrected" if kind == "result_corrected" else "final",
         "category": [
-            {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0074", "code": "MB"}]},
+            {"coding": [{"system": systems.DIAGNOSTIC_SERVICE_SECTION, "code": "MB"}]},
         ],
-        "code": {"coding": [{"system": LOINC, "code": test.get("loinc") or "unknown"}], "text": test.get("code")},
+        "code": {
+            "coding": [{"system": systems.LOINC, "code": test.get("loinc") or "unknown"}],
+            "text": test.get("code"),
+        },
         "effectiveDateTime": sample["collected_at"],
         "issued": payload["occurred_at"],
         "specimen": [{"reference": f"Specimen/{number}"}],
         "conclusion": result["code"],
     }
     if result.get("snomed"):
-        resource["conclusionCode"] = [{"coding": [{"system": SNOMED, "code": result["snomed"]}]}]
+        resource["conclusionCode"] = [{"coding": [{"system": systems.SNOMED, "code": result["snomed"]}]}]
     if payload.get("laboratory"):
         resource["performer"] = [
-            {"identifier": {"system": "urn:muestra:laboratory", "value": str(payload["laboratory"]["id"])}}
+            {"identifier": {"system": systems.LABORATORY, "value": str(payload["laboratory"]["id"])}}
         ]
     subject = _subject(payload)
     if subject:

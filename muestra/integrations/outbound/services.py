@@ -44,7 +44,7 @@ from muestra.integrations.outbound import payloads
 from muestra.integrations.outbound.signing import secret_generate, signature_header
 from muestra.patients.models import Patient
 from muestra.samples import lookups
-from muestra.samples.models import SampleEvent
+from muestra.samples.models import Sample, SampleEvent
 from muestra.territories.models import Territory, TerritoryLevel
 
 logger = logging.getLogger(__name__)
@@ -147,6 +147,7 @@ def deliveries_record(*, event_ids: Sequence[int]) -> int:
         rows = SampleEvent.objects.filter(pk__in=chunk, kind__in=kinds).order_by("pk").values(*payloads.EVENT_FIELDS)
         matched: list[tuple[dict[str, Any], list[ActiveSubscription]]] = []
         patient_ids: set[int] = set()
+        pool_ids: set[int] = set()
         for row in rows:
             establishment = lookups.by_pk(Establishment, row["establishment_id"])
             territory = lookups.by_pk(Territory, establishment.territory_id) if establishment else None
@@ -156,18 +157,27 @@ def deliveries_record(*, event_ids: Sequence[int]) -> int:
             matched.append((row, matching))
             if row["sample__patient_id"] and any(s.include_patient for s in matching):
                 patient_ids.add(row["sample__patient_id"])
+            if row["sample__is_pool"]:
+                pool_ids.add(row["sample_id"])
         # Personal data only for the subscriptions entitled to it, read in one query when one of them matched.
         patients = (
             {p.pk: payloads.patient_snapshot(p) for p in Patient.objects.filter(pk__in=patient_ids)}
             if patient_ids
             else {}
         )
+        # A pooled tube's members (its FHIR Specimen's parents), in one query when a pool's event matched.
+        members: dict[int, list[int]] = {}
+        if pool_ids:
+            for pool_id, member_id in (
+                Sample.objects.filter(pool_id__in=pool_ids).order_by("pk").values_list("pool_id", "pk")
+            ):
+                members.setdefault(pool_id, []).append(member_id)
         for row, matching in matched:
             uid = event_uuid(row["pk"])
             snapshots.append(
                 EventSnapshot(
                     sample_event_id=row["pk"],
-                    payload=payloads.event_snapshot(row, str(uid)),
+                    payload=payloads.event_snapshot(row, str(uid), members.get(row["sample_id"], ())),
                     patient=patients.get(row["sample__patient_id"]),
                 )
             )

@@ -8,8 +8,10 @@ selector. Only people with a laboratory role open these pages; anyone else gets 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import wraps
 from typing import Any
 
 from django.conf import settings
@@ -19,8 +21,9 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import Promise
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from muestra.accounts.scoping import Actor
@@ -347,15 +350,43 @@ def _scan_tube(actor: Actor, receipt: Receipt, code: str) -> Feedback:
     )
 
 
+def _back_to_receive(request: HttpRequest) -> HttpResponse:
+    url = reverse("lab:receive")
+    if _is_htmx(request):
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = url
+        return response
+    return HttpResponseRedirect(url)
+
+
+ReceiptView = Callable[[HttpRequest, Actor, Receipt], HttpResponse]
+
+
+def _with_receipt(missing: Promise | None = None) -> Callable[[ReceiptView], Callable[[HttpRequest], HttpResponse]]:
+    """A step of the shipment in progress: the view gets the lab actor and the receipt; without a receipt (none
+    started, or gone since) the caller goes back to the receiving page, told `missing` when given."""
+
+    def decorate(view: ReceiptView) -> Callable[[HttpRequest], HttpResponse]:
+        @wraps(view)
+        def wrapper(request: HttpRequest) -> HttpResponse:
+            actor = _lab_actor(request)
+            receipt = _load_receipt(request, actor)
+            if receipt is None:
+                if missing is not None:
+                    messages.error(request, str(missing))
+                return _back_to_receive(request)
+            return view(request, actor, receipt)
+
+        return wrapper
+
+    return decorate
+
+
 @staff_required
 @require_POST
-def receive_scan(request: HttpRequest) -> HttpResponse:
+@_with_receipt(missing=gettext_lazy("No shipment is being received. Scan its manifest first."))
+def receive_scan(request: HttpRequest, actor: Actor, receipt: Receipt) -> HttpResponse:
     """One tube of the shipment in progress was scanned."""
-    actor = _lab_actor(request)
-    receipt = _load_receipt(request, actor)
-    if receipt is None:
-        messages.error(request, _("No shipment is being received. Scan its manifest first."))
-        return _back_to_receive(request)
     form = ScanForm(request.POST, auto_id="id_shipment_%s")
     if form.is_valid():
         feedback = _scan_tube(actor, receipt, form.cleaned_data["code"])
@@ -368,23 +399,11 @@ def receive_scan(request: HttpRequest) -> HttpResponse:
     return redirect("lab:receive")
 
 
-def _back_to_receive(request: HttpRequest) -> HttpResponse:
-    url = reverse("lab:receive")
-    if _is_htmx(request):
-        response = HttpResponse(status=204)
-        response["HX-Redirect"] = url
-        return response
-    return HttpResponseRedirect(url)
-
-
 @staff_required
 @require_POST
-def receive_damage(request: HttpRequest) -> HttpResponse:
+@_with_receipt()
+def receive_damage(request: HttpRequest, actor: Actor, receipt: Receipt) -> HttpResponse:
     """Marks a tube of the shipment in progress as damaged (with what is wrong), or clears that mark."""
-    actor = _lab_actor(request)
-    receipt = _load_receipt(request, actor)
-    if receipt is None:
-        return _back_to_receive(request)
     if request.POST.get("clear"):
         tube = next((t for t in receipt.tubes if str(t.sample.pk) == request.POST.get("sample")), None)
         if tube is not None and tube.status == "damaged":
@@ -406,12 +425,9 @@ def receive_damage(request: HttpRequest) -> HttpResponse:
 
 @staff_required
 @require_POST
-def receive_finish(request: HttpRequest) -> HttpResponse:
+@_with_receipt()
+def receive_finish(request: HttpRequest, actor: Actor, receipt: Receipt) -> HttpResponse:
     """Records the receipt: scanned tubes received, damaged ones rejected, the others missing."""
-    actor = _lab_actor(request)
-    receipt = _load_receipt(request, actor)
-    if receipt is None:
-        return _back_to_receive(request)
     damaged = {t.sample.pk: t.reason for t in receipt.tubes if t.status == "damaged"}
     try:
         outcome = services.shipment_receive(

@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from conftest import login_with_second_factor
+from conftest import in_english, login_with_second_factor
 from muestra.demo.builders import sample_in_state, sample_input
 from muestra.samples import services
 from muestra.samples.models import Result, Sample, SampleState, Shipment, ShipmentItem
@@ -31,20 +31,15 @@ def pdf(name: str = "report.pdf", content: bytes = PDF) -> SimpleUploadedFile:
     return SimpleUploadedFile(name, content, content_type="application/pdf")
 
 
-def english(client: Any) -> Any:
-    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
-    return client
-
-
 @pytest.fixture
 def lab_client(client, world):
-    return english(login_with_second_factor(client, world.users["lab_x"]))
+    return in_english(login_with_second_factor(client, world.users["lab_x"]))
 
 
 def client_for(world: Any, name: str) -> Any:
     from django.test import Client
 
-    c = english(Client())
+    c = in_english(Client())
     if name in {"taker_a", "taker_b", "citizen"}:
         c.force_login(world.users[name])
     else:

@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone, translation
 
-from conftest import login_with_second_factor
+from conftest import in_english, login_with_second_factor
 from muestra.audit.models import AuditEntry
 from muestra.demo.builders import patient_input, sample_in_state, sample_input
 from muestra.samples import lookups, services
@@ -27,7 +27,7 @@ LIST = reverse("mysamples:list")
 
 
 def client_for(world: Any, name: str) -> Client:
-    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client = in_english(Client())
     if name in {"taker_a", "taker_b", "manager_a", "citizen"}:
         client.force_login(world.users[name])
     else:

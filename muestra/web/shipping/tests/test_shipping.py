@@ -12,7 +12,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from conftest import login_with_second_factor
+from conftest import in_english, login_with_second_factor
 from muestra.demo.builders import sample_in_state, sample_input
 from muestra.samples import services
 from muestra.samples.models import Sample, SampleState, Shipment, ShipmentItem
@@ -26,7 +26,7 @@ HX = {"HTTP_HX_REQUEST": "true"}
 
 
 def client_for(world: Any, name: str) -> Client:
-    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client = in_english(Client())
     if name in {"taker_a", "taker_b", "manager_a", "citizen"}:
         client.force_login(world.users[name])
     else:

@@ -8,7 +8,6 @@ import io
 from datetime import timedelta
 
 import pytest
-from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -25,13 +24,6 @@ from muestra.web.territory import export
 LIST = reverse("territory:list")
 CSV = reverse("territory:export", args=["csv"])
 XLSX = reverse("territory:export", args=["xlsx"])
-
-
-@pytest.fixture(autouse=True)
-def _default_language_afterwards():
-    """Requests here switch languages; the thread's active language must not leak into the next test."""
-    yield
-    translation.activate(settings.LANGUAGE_CODE)
 
 
 @pytest.fixture

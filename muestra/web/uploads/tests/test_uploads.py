@@ -8,7 +8,6 @@ import io
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
-from django.utils import translation
 from openpyxl import load_workbook
 
 from conftest import login_with_second_factor
@@ -18,15 +17,8 @@ from muestra.integrations.bulk.tests.helpers import national_results_file, natio
 from muestra.integrations.models import Intake, IntakeChannel
 from muestra.integrations.services import intake_open
 
-pytestmark = pytest.mark.usefixtures("immediate_tasks")
-
-
-@pytest.fixture(autouse=True)
-def _english(client):
-    """These tests read English wording: the requests ask for English, and so does the code run in the test."""
-    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
-    with translation.override("en"):
-        yield
+# These tests read English wording (fixture `english`: the requests and the code run in the test speak English).
+pytestmark = pytest.mark.usefixtures("immediate_tasks", "english")
 
 
 def _lab_client(client, world, persona="lab_x"):
