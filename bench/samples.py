@@ -12,6 +12,9 @@ Scenarios (each prints one JSON line: throughput, p50/p99 latency, peak app-work
   baseline  the same rows inserted with raw SQL (bench/baseline.py), the denominator of every ratio
 
 Every row is a new patient with a unique RUN (the realistic, expensive case). The database is recreated first.
+Each line also gives the CPU spent per sample by the app workers and by the PostgreSQL backends serving the
+benchmark database (app_cpu_ms_per_item, db_cpu_ms_per_item) and the load average: on a shared machine the
+throughput moves with everyone else's work, the CPU per sample much less.
 Environment: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/muestra_bench), BENCH_WORKERS,
 BENCH_THREADS (gunicorn gthread workers/threads).
 """
@@ -21,11 +24,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from bench import baseline
 from bench.harness import (
     RunSequence,
+    Server,
+    database_url,
     fresh_database,
     issue_key,
     print_figures,
@@ -141,6 +149,51 @@ def scenario_pntm(
     )
 
 
+# --- CPU per sample: the figure that does not depend on what else the machine is doing ---------------------------
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime + stime
+
+
+def _database_backends() -> list[int]:
+    import psycopg
+
+    url = database_url()
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+def cpu_snapshot(server: Server) -> dict[int, float]:
+    """CPU seconds used so far by each app worker and each PostgreSQL backend serving the benchmark database."""
+    return {pid: _cpu_seconds(pid) for pid in [*server.worker_pids(), *_database_backends()]}
+
+
+def measured(server: Server, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Runs a scenario and adds the CPU it cost per sample, split into app workers and PostgreSQL backends
+    (CPU time, unlike throughput, barely changes when other programs share the machine)."""
+    workers = set(server.worker_pids())
+    before = cpu_snapshot(server)
+    summary = run()
+    after = cpu_snapshot(server)
+    app = sum(after[p] - before.get(p, 0.0) for p in after if p in workers)
+    database = sum(after[p] - before.get(p, 0.0) for p in after if p not in workers)
+    items = max(int(summary["items"]), 1)
+    summary["app_cpu_ms_per_item"] = round(app * 1000 / items, 3)
+    summary["db_cpu_ms_per_item"] = round(database * 1000 / items, 3)
+    summary["loadavg"] = Path("/proc/loadavg").read_text().split()[0:3]
+    return summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenario", choices=["all", "single", "batch", "pntm", "baseline"], default="all")
@@ -169,21 +222,29 @@ def main() -> None:
     with running_server(workers=workers, threads=threads) as server:
         if run_all or args.scenario == "single":
             print_figures(
-                scenario_single(server.port, key, args.count, args.concurrency, runs),
+                measured(server, lambda: scenario_single(server.port, key, args.count, args.concurrency, runs)),
                 baseline_rate=baseline_rate,
                 rss_mb=server.peak_worker_rss_mb(),
             )
         if run_all or args.scenario == "batch":
             print_figures(
-                scenario_batch(
-                    server.port, key, args.batches, args.batch_size, args.batch_concurrency, runs, 1_000_000
+                measured(
+                    server,
+                    lambda: scenario_batch(
+                        server.port, key, args.batches, args.batch_size, args.batch_concurrency, runs, 1_000_000
+                    ),
                 ),
                 baseline_rate=baseline_rate,
                 rss_mb=server.peak_worker_rss_mb(),
             )
         if run_all or args.scenario == "pntm":
             print_figures(
-                scenario_pntm(server.port, key, args.batches, args.batch_size, args.batch_concurrency, runs, 2_000_000),
+                measured(
+                    server,
+                    lambda: scenario_pntm(
+                        server.port, key, args.batches, args.batch_size, args.batch_concurrency, runs, 2_000_000
+                    ),
+                ),
                 baseline_rate=baseline_rate,
                 rss_mb=server.peak_worker_rss_mb(),
             )

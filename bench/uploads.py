@@ -10,7 +10,8 @@ Three steps, each its own process so the memory figure is the processing alone:
 2. `--phase prepare`: registers N samples of establishment A for lab X through `sample_register_batch` (1,000 per
    call), writes the CSV (semicolons, one row per sample, result «Muestra no apta», which the catalogue allows
    without a signed report) and stores it with `upload_submit` (the task queue is the dummy backend: nothing runs);
-3. `--phase process`: `process_intake` as the task worker runs it, timed; prints rows/s and the peak RSS (VmHWM).
+3. `--phase process`: `process_intake` as the task worker runs it, timed; prints rows/s and the peak RSS (VmHWM);
+4. the raw-SQL baseline of the same writes (`bench/results_baseline.py`, up to 20,000 results) and the ratio.
 
 Prints one JSON line. Nothing asserts a timing.
 """
@@ -117,6 +118,9 @@ def main() -> None:
     parser.add_argument("--phase", choices=["all", "prepare", "process"], default="all")
     parser.add_argument("--intake", type=int)
     parser.add_argument("--unknown-samples", action="store_true", help="rows name samples that do not exist")
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="skip the raw-SQL baseline (bench/results_baseline.py)"
+    )
     args = parser.parse_args()
     if args.phase == "prepare":
         print(prepare(args.rows, unknown=args.unknown_samples))
@@ -150,7 +154,28 @@ def main() -> None:
         capture_output=True,
         text=True,
     )
-    print(processed.stdout.strip().splitlines()[-1])
+    figures = json.loads(processed.stdout.strip().splitlines()[-1])
+    if not args.no_baseline:
+        # The raw-SQL baseline on the same database and machine (bench/results_baseline.py), in its own process.
+        baseline = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench.results_baseline",
+                "--reuse-database",
+                "--results",
+                str(min(args.rows, 20_000)),
+            ],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        base = json.loads(baseline.stdout.strip().splitlines()[-1])
+        figures["baseline_results_per_s"] = base["results_per_s"]
+        figures["ratio_to_baseline"] = round(float(figures["items_per_s"]) / float(base["results_per_s"]), 2)
+    print(json.dumps(figures, ensure_ascii=False))
 
 
 if __name__ == "__main__":

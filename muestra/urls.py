@@ -20,6 +20,7 @@ urlpatterns = [
     path("territory/", include("muestra.web.territory.urls")),
     path("uploads/", include("muestra.web.uploads.urls")),
     path("matching/", include("muestra.web.matching.urls")),
+    path("supervision/", include("muestra.web.supervision.urls")),
     path("accounts/", include("muestra.accounts.urls")),
     path("admin/", admin.site.urls),
     # Django's language switcher, which also remembers the choice on the signed-in user's account.

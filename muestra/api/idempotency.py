@@ -11,10 +11,10 @@ Usage: put `@idempotent` under the route decorator of a write endpoint::
 
 Without the header the endpoint simply runs. With it:
 
-1. Inside one transaction, a row `IdempotencyRecord(principal=actor.label, key)` is inserted *first*. The
-   unique constraint on (principal, key) makes a concurrent duplicate wait for (PostgreSQL: blocks on the index
-   entry; SQLite: BEGIN IMMEDIATE serialises writers) and then fail on that insert, so two requests with the same
-   key never both execute.
+1. Inside one transaction, a row `IdempotencyRecord(principal=actor.label, key)` is inserted *first*
+   (`INSERT ... ON CONFLICT DO NOTHING`). The unique constraint on (principal, key) makes a concurrent duplicate
+   wait for (PostgreSQL: blocks on the index entry; SQLite: BEGIN IMMEDIATE serialises writers) and then insert
+   nothing, so two requests with the same key never both execute.
 2. The endpoint runs in the same transaction; a 2xx answer is stored on the row (status, body, content type)
    and commits together with the write it describes: a stored answer always matches stored data.
 3. When the key comes again: same method, path and body fingerprint -> the stored answer is replayed (header
@@ -38,9 +38,10 @@ import json
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from ninja import Header
 from ninja.responses import Status
@@ -120,6 +121,31 @@ def _key_reused() -> ValidationFailed:
     )
 
 
+def _claim(*, principal: str, key: str, method: str, path: str, fingerprint: str) -> IdempotencyRecord | None:
+    """Inserts the key's row, or returns None when the key is taken: `INSERT ... ON CONFLICT DO NOTHING`, so no
+    savepoint is needed around a unique-constraint failure (two round trips fewer per write)."""
+    record = IdempotencyRecord(
+        principal=principal, key=key, method=method, path=path, fingerprint=fingerprint, created_at=timezone.now()
+    )
+    names = ["principal", "key", "method", "path", "fingerprint", "content_type", "created_at"]
+    fields = [f for f in IdempotencyRecord._meta.concrete_fields if f.name in names]
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(IdempotencyRecord._meta.db_table)} "  # noqa: S608 (names from the model only)
+        f"({', '.join(quote(f.column) for f in fields)}) VALUES ({', '.join(['%s'] * len(fields))}) "
+        "ON CONFLICT DO NOTHING RETURNING id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [f.get_db_prep_save(getattr(record, f.attname), connection) for f in fields])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    record.pk = row[0]
+    record._state.adding = False
+    record._state.db = connection.alias
+    return record
+
+
 def idempotent(view: F) -> F:
     """Makes a ninja write endpoint honour `Idempotency-Key` (see the module docstring)."""
 
@@ -142,12 +168,8 @@ def idempotent(view: F) -> F:
         fingerprint = request_fingerprint(request)
         try:
             with transaction.atomic():
-                try:
-                    with transaction.atomic():
-                        record = IdempotencyRecord.objects.create(
-                            principal=principal, key=key, method=method, path=path, fingerprint=fingerprint
-                        )
-                except IntegrityError:
+                record = _claim(principal=principal, key=key, method=method, path=path, fingerprint=fingerprint)
+                if record is None:
                     # The key is taken, by a finished request or (on PostgreSQL) by one that just committed while
                     # this insert waited on the unique index.
                     stored = IdempotencyRecord.objects.filter(principal=principal, key=key).first()

@@ -44,6 +44,7 @@ api.add_router("/shipments", shipments.router)
 api.add_router("/catalog", catalog.router)
 api.add_router("/uploads", uploads.router)
 api.add_router("/hl7", hl7.router)
+api.add_router("/supervision", "muestra.api.supervision.router")
 api.add_router("/", facilities.router)
 
 _patterns, _app_name, _namespace = api.urls

@@ -17,6 +17,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from muestra.accounts.models import ApiKey
+from muestra.core.fields import BulkJSONField
 from muestra.facilities.models import Establishment, Laboratory
 
 
@@ -74,6 +75,17 @@ class Intake(models.Model):
         return f"{self.get_channel_display()} {self.kind} #{self.pk}"
 
     @property
+    def kind_label(self) -> str:
+        """What a person calls this kind of unit: a file template's name, else the operation or message type."""
+        if self.channel == IntakeChannel.FILE:
+            from muestra.integrations.bulk.templates import KINDS  # the templates import models: import on use
+
+            kind = KINDS.get(self.kind)
+            if kind is not None:
+                return str(kind.label)
+        return self.kind
+
+    @property
     def processed(self) -> int:
         return self.accepted + self.rejected + self.held
 
@@ -95,9 +107,9 @@ class IntakeItem(models.Model):
         "samples.Sample", on_delete=models.SET_NULL, null=True, blank=True, related_name="intake_items"
     )
     #: [{"field": ..., "code": ..., "message": ...}], messages in the intake's language.
-    errors = models.JSONField(default=list, blank=True)
+    errors = BulkJSONField(default=list, blank=True)
     #: The item as parsed (field name -> value as text), so a person can correct it and process it again.
-    data = models.JSONField(default=dict, blank=True)
+    data = BulkJSONField(default=dict, blank=True)
     processed_at = models.DateTimeField()
     #: Set when a person fixed this item and it was processed again (the new outcome is a new item).
     superseded_by = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
@@ -220,12 +232,8 @@ class Subscription(models.Model):
         return f"{self.secret[:10]}…" if self.secret else ""
 
 
-class SnapshotJSONField(models.JSONField):  # type: ignore[type-arg]
-    """A JSONField that PostgreSQL bulk inserts as plain VALUES rows instead of UNNEST arrays: inside an array every
-    JSON text is escaped again by the driver, which cost more than the insert itself for payloads of ~1 kB."""
-
-    def get_placeholder(self, value: Any, compiler: Any, connection: Any) -> str:
-        return "%s"
+class SnapshotJSONField(BulkJSONField):
+    """Kept under this name for migration 0002; see `core.fields.BulkJSONField`."""
 
 
 class EventSnapshot(models.Model):

@@ -1,10 +1,18 @@
-"""Finding or creating the patient a sample belongs to: one patient per identity document, never duplicated."""
+"""Finding or creating the patient a sample belongs to: one patient per identity document, never duplicated.
+
+A patient with a document is inserted first, with `INSERT ... ON CONFLICT DO NOTHING`: the partial unique index
+`patient_one_per_document` decides, so no savepoint is needed and a concurrent registration of the same person
+simply finds nothing inserted and reads the stored row. On PostgreSQL the insert and the read of an already known
+patient are one statement (a data-modifying CTE); SQLite reads in a second statement when nothing was inserted.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import connection
+from django.db.models import Field
 
 from muestra.patients.models import Patient
 from muestra.samples.inputs import ResolvedPatient
@@ -50,6 +58,72 @@ def _refresh_contact(patient: Patient, data: ResolvedPatient) -> list[str]:
     return changed
 
 
+def _insert_fields() -> list[Field[Any, Any]]:
+    return [f for f in Patient._meta.concrete_fields if not f.primary_key]
+
+
+def _insert_values(patient: Patient, fields: list[Field[Any, Any]]) -> list[Any]:
+    # pre_save fills created_at/updated_at (auto_now) exactly as Model.save() would.
+    return [f.get_db_prep_save(f.pre_save(patient, add=True), connection) for f in fields]
+
+
+def _insert_sql(fields: list[Field[Any, Any]], rows: int, returning: str) -> str:
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in fields)
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    # Only names from the model's metadata are interpolated; every value is a parameter.
+    return (
+        f"INSERT INTO {quote(Patient._meta.db_table)} ({columns}) VALUES {', '.join([row] * rows)} "  # noqa: S608
+        f"ON CONFLICT DO NOTHING RETURNING {returning}"
+    )
+
+
+def _mark_saved(patient: Patient, pk: int) -> None:
+    patient.pk = pk
+    patient._state.adding = False
+    patient._state.db = connection.alias
+
+
+def _by_document(key: tuple[int, str, str]) -> Patient | None:
+    return Patient.objects.filter(document_type_id=key[0], document_number=key[1], document_issuer=key[2]).first()
+
+
+def _insert_or_find(patient: Patient, key: tuple[int, str, str]) -> tuple[Patient | None, bool]:
+    """Inserts `patient` unless its document is taken. Returns (patient, True) when inserted, (stored, False) when
+    the document was already stored, (None, False) when a concurrent writer stored it while this insert waited."""
+    fields = _insert_fields()
+    values = _insert_values(patient, fields)
+    with connection.cursor() as cursor:
+        if connection.vendor != "postgresql":
+            cursor.execute(_insert_sql(fields, 1, "id"), values)
+            row = cursor.fetchone()
+            if row is not None:
+                _mark_saved(patient, row[0])
+                return patient, True
+            return _by_document(key), False
+        # One round trip: the inserted id, or else the stored row (read in the statement's snapshot, so a row
+        # committed by a concurrent writer while the insert waited on the index is not seen: (None, False)).
+        quote = connection.ops.quote_name
+        table = quote(Patient._meta.db_table)
+        names = ["id", *(f.column for f in fields)]
+        columns = ", ".join(quote(n) for n in names)
+        sql = (
+            f"WITH ins AS ({_insert_sql(fields, 1, 'id')}) "  # noqa: S608 (names from the model only)
+            f"SELECT true, ins.id, {', '.join(['NULL'] * len(fields))} FROM ins "
+            f"UNION ALL SELECT false, {columns} FROM {table} "
+            "WHERE document_type_id = %s AND document_number = %s AND document_issuer = %s"
+        )
+        cursor.execute(sql, [*values, *key])
+        row = cursor.fetchone()
+    if row is None:
+        return None, False
+    if row[0]:
+        _mark_saved(patient, row[1])
+        return patient, True
+    stored = Patient.from_db(connection.alias, ["id", *(f.attname for f in fields)], row[1:])
+    return stored, False
+
+
 def patient_resolve(data: ResolvedPatient) -> tuple[Patient, bool]:
     """The stored patient for `data` (contact details refreshed) or a new one. Returns (patient, created)."""
     guardian = patient_resolve(data.guardian)[0] if data.guardian is not None else None
@@ -68,20 +142,53 @@ def patient_resolve(data: ResolvedPatient) -> tuple[Patient, bool]:
         patient = _new_patient(data, guardian)
         patient.save()
         return patient, True
-    existing = Patient.objects.filter(document_type_id=key[0], document_number=key[1], document_issuer=key[2]).first()
-    if existing is not None:
-        changed = _refresh_contact(existing, data)
-        if changed:
-            existing.save(update_fields=[*changed, "updated_at"])
-        return existing, False
-    try:
-        with transaction.atomic():
-            patient = _new_patient(data, guardian)
-            patient.save()
-            return patient, True
-    except IntegrityError:
+    found, created = _insert_or_find(_new_patient(data, guardian), key)
+    if created:
+        assert found is not None
+        return found, True
+    if found is None:
         # Another request registered the same document a moment ago: use theirs.
         return Patient.objects.get(document_type_id=key[0], document_number=key[1], document_issuer=key[2]), False
+    changed = _refresh_contact(found, data)
+    if changed:
+        found.save(update_fields=[*changed, "updated_at"])
+    return found, False
+
+
+#: Rows per INSERT statement of a batch (PostgreSQL allows 65,535 parameters per statement, SQLite 32,766).
+_INSERT_CHUNK = 1000
+
+
+def _insert_many(patients: dict[tuple[int, str, str], Patient]) -> None:
+    """Inserts the new patients of a batch, skipping documents stored meanwhile (those stay unsaved, pk None)."""
+    fields = _insert_fields()
+    items = list(patients.items())
+    returning = "id, document_type_id, document_number, document_issuer"
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # One parameter per column (an array), as Django's bulk_create does: converting a statement with
+            # thousands of placeholders costs more than the insert itself.
+            quote = connection.ops.quote_name
+            columns = [[] for _ in fields]  # type: list[list[Any]]
+            for _key, patient in items:
+                for column, value in zip(columns, _insert_values(patient, fields), strict=True):
+                    column.append(value)
+            arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
+            cursor.execute(
+                f"INSERT INTO {quote(Patient._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
+                f"SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING RETURNING {returning}",
+                columns,
+            )
+            rows = cursor.fetchall()
+        else:
+            rows = []
+            for start in range(0, len(items), _INSERT_CHUNK):
+                chunk = items[start : start + _INSERT_CHUNK]
+                values = [v for _key, patient in chunk for v in _insert_values(patient, fields)]
+                cursor.execute(_insert_sql(fields, len(chunk), returning), values)
+                rows.extend(cursor.fetchall())
+    for pk, type_id, number, issuer in rows:
+        _mark_saved(patients[(type_id, number, issuer)], pk)
 
 
 def patients_resolve_many(items: Sequence[ResolvedPatient]) -> list[Patient]:
@@ -110,14 +217,13 @@ def patients_resolve_many(items: Sequence[ResolvedPatient]) -> list[Patient]:
             patient = to_create.get(key) or _new_patient(item, None)
             to_create[key] = patient
             result.append(patient)
-    if to_create:
-        try:
-            with transaction.atomic():
-                Patient.objects.bulk_create(list(to_create.values()))
-        except IntegrityError:
-            # A concurrent writer created some of them: fall back to one at a time for this batch.
-            return [patient_resolve(item)[0] for item in items]
     fields = sorted({f for _, changed in to_update.values() for f in changed})
     if to_update:
         Patient.objects.bulk_update([p for p, _ in to_update.values()], fields=fields)
-    return [p if p is not None else patient_resolve(item)[0] for p, item in zip(result, items, strict=True)]
+    if to_create:
+        _insert_many(to_create)
+    # Unsaved here: no document, a newborn, or a document stored by a concurrent writer since the look-up.
+    return [
+        p if p is not None and p.pk is not None else patient_resolve(item)[0]
+        for p, item in zip(result, items, strict=True)
+    ]

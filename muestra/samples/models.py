@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from muestra.catalog.models import Disease, RejectionReason, ResultValue, SampleType, Strategy, Test
+from muestra.core.fields import BulkJSONField
 from muestra.facilities.models import Establishment, Laboratory
 from muestra.patients.models import Patient
 
@@ -95,7 +96,7 @@ class Sample(models.Model):
     ordering_physician_run = models.CharField(_("ordering physician RUN"), max_length=12, blank=True)
     without_medical_order = models.BooleanField(_("without medical order"), default=True)
     surveillance_number = models.CharField(_("surveillance notification number"), max_length=40, blank=True)
-    answers = models.JSONField(_("ask-on-order-entry answers"), default=dict, blank=True)
+    answers = BulkJSONField(_("ask-on-order-entry answers"), default=dict, blank=True)
 
     state = models.CharField(_("state"), max_length=16, choices=SampleState.choices, default=SampleState.REGISTERED)
     state_changed_at = models.DateTimeField()
@@ -190,7 +191,7 @@ class SampleEvent(AppendOnlyModel):
     to_state = models.CharField(max_length=16, blank=True)
     reason = models.CharField(max_length=250, blank=True)
     channel = models.CharField(max_length=10, choices=Channel.choices)
-    data = models.JSONField(default=dict, blank=True)
+    data = BulkJSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["at", "id"]

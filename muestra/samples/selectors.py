@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -253,6 +253,106 @@ def samples_by_ids(actor: Actor, sample_ids: Sequence[int]) -> dict[int, Sample]
         return {}
     samples = _complete(list(_with_representation(scoped(actor, Sample.objects.filter(pk__in=ids)))))
     return {s.pk: s for s in samples}
+
+
+class IdentifierKind(StrEnum):
+    """What a sample identifier sent by another system is, when the sender says so."""
+
+    NUMBER = "number"  # our 10-digit public number
+    TUBE = "tube"  # the barcode pre-printed on the tube
+    CLIENT = "client"  # the laboratory's own code (unique within that lab)
+    ANY = "any"  # not said: tried as each of the three
+
+
+@dataclass(frozen=True)
+class SampleIdentifier:
+    value: str
+    kind: IdentifierKind = IdentifierKind.ANY
+
+
+@dataclass
+class IdentifiedSamples:
+    """What `samples_by_identifiers` found: the visible samples by pk, and which samples each identifier names."""
+
+    samples: dict[int, Sample]
+    named: dict[SampleIdentifier, set[int]]
+
+    def candidates(self, identifiers: Iterable[SampleIdentifier]) -> list[Sample]:
+        """The distinct samples any of `identifiers` names, by pk: one = identified, none = unknown (or out of
+        scope, not told apart), several = ambiguous."""
+        pks: set[int] = set()
+        for identifier in identifiers:
+            pks |= self.named.get(_clean_identifier(identifier), set())
+        return [self.samples[pk] for pk in sorted(pks)]
+
+
+def _number_pk(value: str) -> int | None:
+    """The pk a public number names (digits only, and short enough for the database's integers)."""
+    return pk_from_public_number(value) if value.isdigit() and len(value) <= 18 else None
+
+
+def _clean_identifier(identifier: SampleIdentifier) -> SampleIdentifier:
+    value = (identifier.value or "").strip()
+    return identifier if value == identifier.value else SampleIdentifier(value, identifier.kind)
+
+
+#: What identification itself reads of each sample (always loaded when `fields` narrows the rows).
+IDENTIFICATION_FIELDS = ("id", "tube_code", "client_code", "client_lab_id")
+
+
+def samples_by_identifiers(
+    actor: Actor, identifiers: Iterable[SampleIdentifier], *, fields: Sequence[str] | None = None
+) -> IdentifiedSamples:
+    """The visible samples that identifiers sent by a lab system name, for many identifiers in ONE query.
+
+    An identifier is our 10-digit public number or the tube barcode (as `sample_by_scan` reads a scanned code), or
+    the laboratory's own code of one of the actor's labs. An identifier without a kind is tried as all three, so a
+    code may name several samples: the caller decides (a result is only applied when exactly one sample is named).
+    Rows are plain samples (no joins); `fields` loads only those columns (batch callers that read few of them:
+    building thousands of full rows costs more than the query), any other column read later is one query each.
+    """
+    wanted = {_clean_identifier(i) for i in identifiers}
+    wanted = {i for i in wanted if i.value}
+    pks: set[int] = set()
+    tubes: set[str] = set()
+    codes: set[str] = set()
+    for identifier in wanted:
+        kind, value = identifier.kind, identifier.value
+        if kind in (IdentifierKind.NUMBER, IdentifierKind.ANY) and (pk := _number_pk(value)) is not None:
+            pks.add(pk)
+        if kind in (IdentifierKind.TUBE, IdentifierKind.ANY):
+            tubes.add(value)
+        if kind in (IdentifierKind.CLIENT, IdentifierKind.ANY):
+            codes.add(value)
+    q = Q(pk__in=sorted(pks)) if pks else Q()
+    if tubes:
+        q |= Q(tube_code__in=sorted(tubes))
+    if codes and actor.laboratory_ids:
+        q |= Q(client_lab_id__in=sorted(actor.laboratory_ids), client_code__in=sorted(codes))
+    if not q:
+        return IdentifiedSamples({}, {})
+    queryset = scoped(actor, Sample.objects.filter(q))
+    if fields is not None:
+        queryset = queryset.only(*dict.fromkeys([*IDENTIFICATION_FIELDS, *fields]))
+    samples = {s.pk: s for s in queryset}
+    by_tube = {s.tube_code: s.pk for s in samples.values() if s.tube_code}
+    by_code: dict[str, set[int]] = {}
+    for s in samples.values():
+        if s.client_code and s.client_lab_id in actor.laboratory_ids:
+            by_code.setdefault(s.client_code, set()).add(s.pk)
+    named: dict[SampleIdentifier, set[int]] = {}
+    for identifier in wanted:
+        kind, value = identifier.kind, identifier.value
+        found: set[int] = set()
+        if kind in (IdentifierKind.NUMBER, IdentifierKind.ANY) and (pk := _number_pk(value)) in samples:
+            found.add(pk)  # type: ignore[arg-type]
+        if kind in (IdentifierKind.TUBE, IdentifierKind.ANY) and value in by_tube:
+            found.add(by_tube[value])
+        if kind in (IdentifierKind.CLIENT, IdentifierKind.ANY) and value in by_code:
+            found |= by_code[value]
+        if found:
+            named[identifier] = found
+    return IdentifiedSamples(samples, named)
 
 
 def sample_events(actor: Actor, sample_id: int) -> list[SampleEvent]:

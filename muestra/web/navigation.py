@@ -44,7 +44,17 @@ ROLE_ABILITIES: dict[str, Promise] = {
 
 
 #: The areas in the order their entries appear in the navigation bar.
-AREAS = ("registration", "mysamples", "shipping", "lab", "uploads", "matching", "corrections", "territory")
+AREAS = (
+    "registration",
+    "mysamples",
+    "shipping",
+    "lab",
+    "uploads",
+    "matching",
+    "supervision",
+    "corrections",
+    "territory",
+)
 
 
 def navigation(actor: Actor) -> list[NavItem]:

@@ -232,7 +232,9 @@ def test_a_refused_call_writes_no_audit_entry(world):
     assert_unchanged(before, sample.pk)
 
 
-@pytest.mark.parametrize("target", ["muestra.samples.services.audit_record_many", "muestra.audit.services._lock_head"])
+@pytest.mark.parametrize(
+    "target", ["muestra.samples.services.audit_record_many", "muestra.audit.services._canonical_tail"]
+)
 def test_a_failure_while_auditing_rolls_the_change_back(world, target):
     """The change and its audit entries commit together: if writing the audit fails, nothing is stored."""
     sample = sample_in_state(S.DISPATCHED, taker=world.actors["taker_a"], lab=world.actors["lab_x"])
@@ -416,3 +418,42 @@ def test_whatever_json_data_is_written_the_chain_verifies(db, data, object_id):
     """What is stored and read back (JSON column, timestamps) hashes to the same value on every backend."""
     audit_record(actor="system", action="test.fuzz", object_type="thing", object_id=object_id, data=data)
     assert audit_verify()[1] is None
+
+
+@settings(max_examples=50, deadline=None)
+@given(prev=st.text(max_size=70), data=st.dictionaries(st.text(max_size=5), JSON, max_size=3))
+def test_entry_hash_is_the_sha256_of_the_canonical_json_list(prev, data):
+    """The hash PostgreSQL computes from "[prev," + tail (one-statement append) is the documented one."""
+    import hashlib
+    import json
+    from datetime import UTC, datetime
+
+    from muestra.audit.services import entry_hash
+
+    at = datetime(2026, 11, 22, 5, 0, 0, 123456, tzinfo=UTC)
+    canonical = json.dumps(
+        [prev, at.isoformat(timespec="microseconds"), "apikey:1", "sample.registered", "sample", "1000000001", data],
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=str,
+    )
+    expected = hashlib.sha256(canonical.encode()).hexdigest()
+    got = entry_hash(
+        prev_hash=prev,
+        at=at,
+        actor="apikey:1",
+        action="sample.registered",
+        object_type="sample",
+        object_id="1000000001",
+        data=data,
+    )
+    assert got == expected
+
+
+def test_the_first_entry_creates_the_head_when_missing(db):
+    AuditHead.objects.all().delete()
+    audit_record(actor="system", action="test.one", object_type="thing", object_id=1)
+    audit_record_many(actor="system", items=[AuditItem("test.two", "thing", 2), AuditItem("test.3", "t", 3)])
+    assert audit_verify() == (3, None)
+    assert AuditHead.objects.get(pk=1).last_entry_id == last_id()

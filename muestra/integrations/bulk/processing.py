@@ -1,6 +1,7 @@
 """Processing a stored upload row by row, in chunks, through the samples services.
 
-Results rows go one by one through `services.result_deliver` (a lab's own samples only; a result whose catalogue
+Results rows are checked against the file's own rules, then delivered a chunk at a time through
+`services.result_deliver_batch`, with an outcome per row (a lab's own samples only; a result whose catalogue
 entry requires a signed report is refused for that row, since a file carries no report). Samples rows go in
 chunks through `services.sample_register_batch` (national field names mapped by `pntm.mapping.sample_from_wire`),
 and a result given with a sample that is not a point-of-care test is then delivered by the lab that uploaded it.
@@ -34,7 +35,7 @@ from muestra.integrations.models import Intake, IntakeItem
 from muestra.integrations.pntm import mapping
 from muestra.integrations.pntm.parsing import ParseError, parse_datetime, parse_run
 from muestra.samples import lookups, services
-from muestra.samples.models import Channel, Sample, SampleState
+from muestra.samples.models import Channel, Sample
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +110,17 @@ def process_intake(intake_id: int, *, chunk_size: int = CHUNK) -> Intake:
         return intake_services.intake_finish(actor=actor, intake=intake)
 
 
+def process_rows(actor: Actor, intake: Intake, rows: list[tuple[int, dict[str, str]]]) -> list[Record]:
+    """The outcomes of `rows` (position, canonical row) of the intake's kind, applied through the services.
+
+    For rows that do not come from the stored file, such as a row a person fixed on the supervision page. The
+    caller owns the transaction and records the outcomes (`intake_items_record`).
+    """
+    kind = KINDS[intake.kind]
+    seen: dict[str, int] = {}
+    return _results_chunk(actor, rows, seen) if kind.results else _samples_chunk(actor, intake, rows, seen)
+
+
 def _process(actor: Actor, intake: Intake, kind: Kind, rows: Iterable[tuple[int, dict[str, str]]], size: int) -> None:
     seen: dict[str, int] = {}  # reference -> first row: a row repeated in the file is reported, not applied twice
     for chunk in _chunks(rows, size):
@@ -144,22 +156,37 @@ def _results_chunk(actor: Actor, chunk: list[tuple[int, dict[str, str]]], seen: 
             "pk", "patient__document_number", "state"
         )
     }
-    records = []
+    records: dict[int, Record] = {}
+    ready: list[tuple[int, dict[str, str], str, services.ResultItem]] = []
     for pos, row in chunk:
         ref = refs[pos]
-        records.append(_result_row(actor, pos, row, ref, pks.get(ref), visible, seen))
-    return records
+        checked = _result_row(pos, row, ref, pks.get(ref), visible, seen)
+        if isinstance(checked, Record):
+            records[pos] = checked
+        else:
+            ready.append((pos, row, ref, checked))
+    # The rows that passed the file's own checks go to the service in one batch: one lock, bulk writes.
+    delivered = services.result_deliver_batch(
+        actor=actor, items=[item for _p, _r, _ref, item in ready], channel=Channel.IMPORT
+    )
+    for (pos, row, ref, item), outcome in zip(ready, delivered, strict=True):
+        if outcome.error is not None:
+            records[pos] = _refused(pos, _clear(outcome.error, row.get("result", "").strip()), reference=ref, data=row)
+        else:
+            records[pos] = Record(pos, Outcome.ACCEPTED if outcome.recorded else Outcome.UNCHANGED, ref, item.sample_id)
+    return [records[pos] for pos, _row in chunk]
 
 
 def _result_row(
-    actor: Actor,
     pos: int,
     row: dict[str, str],
     ref: str,
     pk: int | None,
     visible: dict[int, tuple[str, str]],
     seen: dict[str, int],
-) -> Record:
+) -> Record | services.ResultItem:
+    """The row's refusal by the file's own checks, or the result it asks the service to deliver."""
+
     def reject(field: str, code: str, message: str) -> Record:
         return _error(pos, field, code, message, reference=ref, data=row)
 
@@ -178,7 +205,7 @@ def _result_row(
             "not_found",
             _("Unknown sample %(sample)s (or not assigned to your laboratory).") % {"sample": ref},
         )
-    document, state = visible[pk]
+    document, _state = visible[pk]
     patient = row.get("patient", "").strip()
     if patient:
         if _RUN_LIKE.match(patient) and "-" in document:  # the sample's patient has a RUN: check this one's digit
@@ -201,15 +228,7 @@ def _result_row(
     except _BadDate as bad:
         return reject(bad.field, "invalid_date", _("Unreadable date %(value)s.") % {"value": bad.value})
     code = mapping.catalog_code(ResultValue, lookups.result_value, value) or value
-    try:
-        if received_at is not None and state in (SampleState.REGISTERED, SampleState.DISPATCHED):
-            services.sample_receive(actor=actor, sample_id=pk, received_at=received_at, channel=Channel.IMPORT)
-        _result, recorded = services.result_deliver(
-            actor=actor, sample_id=pk, value=code, reported_at=reported_at, report=None, channel=Channel.IMPORT
-        )
-    except DomainError as exc:
-        return _refused(pos, _clear(exc, value), reference=ref, data=row)
-    return Record(pos, Outcome.ACCEPTED if recorded else Outcome.UNCHANGED, ref, pk)
+    return services.ResultItem(pk, code, reported_at=reported_at, received_at=received_at)
 
 
 def _clear(exc: DomainError, value: str) -> DomainError:
@@ -257,6 +276,7 @@ def _samples_chunk(
 ) -> list[Record]:
     records: dict[int, Record] = {}
     pending: list[tuple[int, dict[str, str], mapping.WireSample, bool]] = []  # (pos, row, wire, deliver later)
+    ready: list[tuple[int, dict[str, str], str, bool, services.ResultItem]] = []  # (pos, row, ref, created, item)
     own_lab = lookups.laboratory_by_pk(intake.laboratory_id) if intake.laboratory_id else None
     for pos, row in chunk:
         raw: dict[str, Any] = dict(row)
@@ -328,15 +348,40 @@ def _samples_chunk(
                     row,
                 )
                 continue
-            records[pos] = _deliver_with_sample(
-                actor, pos, row, ref, outcome.sample, created=outcome.created, deliver=deliver_later
+            prepared = _result_with_sample(
+                pos, row, ref, outcome.sample, created=outcome.created, deliver=deliver_later
+            )
+            if isinstance(prepared, Record):
+                records[pos] = prepared
+            else:
+                ready.append((pos, row, ref, outcome.created, prepared))
+    # The results given with the samples, in one batch once the samples exist.
+    delivered = services.result_deliver_batch(
+        actor=actor, items=[item for *_head, item in ready], channel=Channel.IMPORT
+    )
+    for (pos, row, ref, created, item), result in zip(ready, delivered, strict=True):
+        if result.error is not None:
+            refused = _refused(
+                pos,
+                _clear(result.error, row.get("resultado", "").strip()),
+                reference=ref,
+                data=row,
+                sample_id=item.sample_id,
+            )
+            for error in refused.errors:
+                error["field"] = mapping.national_field(error["field"]) if error["field"] else "resultado"
+            records[pos] = refused
+        else:
+            records[pos] = Record(
+                pos, Outcome.ACCEPTED if (created or result.recorded) else Outcome.UNCHANGED, ref, item.sample_id
             )
     return [records[pos] for pos, _row in chunk]
 
 
-def _deliver_with_sample(
-    actor: Actor, pos: int, row: dict[str, str], ref: str, sample: Sample, *, created: bool, deliver: bool
-) -> Record:
+def _result_with_sample(
+    pos: int, row: dict[str, str], ref: str, sample: Sample, *, created: bool, deliver: bool
+) -> Record | services.ResultItem:
+    """The row's outcome when nothing is left to deliver (or its dates are unreadable), else the result to deliver."""
     outcome = Outcome.ACCEPTED if created else Outcome.UNCHANGED
     if not deliver:
         return Record(pos, outcome, ref, sample.pk)
@@ -354,15 +399,4 @@ def _deliver_with_sample(
             data=row,
         )
     code = mapping.catalog_code(ResultValue, lookups.result_value, value) or value
-    try:
-        if received_at is not None and sample.state in (SampleState.REGISTERED, SampleState.DISPATCHED):
-            services.sample_receive(actor=actor, sample_id=sample.pk, received_at=received_at, channel=Channel.IMPORT)
-        _result, recorded = services.result_deliver(
-            actor=actor, sample_id=sample.pk, value=code, reported_at=reported_at, report=None, channel=Channel.IMPORT
-        )
-    except DomainError as exc:
-        refused = _refused(pos, _clear(exc, value), reference=ref, data=row, sample_id=sample.pk)
-        for error in refused.errors:
-            error["field"] = mapping.national_field(error["field"]) if error["field"] else "resultado"
-        return refused
-    return Record(pos, Outcome.ACCEPTED if (created or recorded) else Outcome.UNCHANGED, ref, sample.pk)
+    return services.ResultItem(sample.pk, code, reported_at=reported_at, received_at=received_at)

@@ -20,7 +20,9 @@ first time (then the Bundle is read again: the services ignore what is already r
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,7 +35,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import ValidationError
 
-from muestra.accounts.scoping import Actor, scoped
+from muestra.accounts.scoping import Actor
 from muestra.api.errors import field_path, translate_pydantic_error
 from muestra.catalog.models import ResultValue, Test
 from muestra.core.errors import DomainError, NotFound
@@ -43,7 +45,15 @@ from muestra.integrations.fhir.outcomes import Issue, issues_from_domain_error, 
 from muestra.integrations.models import Intake, IntakeChannel, IntakeItem
 from muestra.samples import lookups
 from muestra.samples.models import Channel, Sample, SampleState
-from muestra.samples.services import ReportFile, result_correct, result_deliver
+from muestra.samples.selectors import IdentifierKind, SampleIdentifier, public_number, samples_by_identifiers
+from muestra.samples.services import (
+    ReportFile,
+    ResultItem,
+    result_correct,
+    result_deliver,
+    result_deliver_batch,
+    sample_answers_record,
+)
 
 BUNDLE_TYPES = ("transaction", "batch", "collection", "document", "message")
 RESULT_RESOURCES = ("Observation", "DiagnosticReport", "Specimen", "ServiceRequest", "Patient")
@@ -58,6 +68,8 @@ INTERPRETATION_VALUES = {
     "IND": "indeterminate",
 }
 FINAL = {"final"}
+#: What checking and applying a result reads of its sample.
+SAMPLE_FIELDS = ("test_id", "state", "result_value_id", "laboratory_id")
 CORRECTION = {"corrected", "amended"}
 PDF_MAGIC = b"%PDF"
 
@@ -89,6 +101,7 @@ class Entry:
     resource: Any = None
     full_url: str = ""
     issues: list[Issue] = field(default_factory=list)
+    answer: bool = False  # an answer to an order question, stored with its results' sample
 
     @property
     def path(self) -> str:
@@ -112,6 +125,8 @@ class Item:
     report_file: ReportFile | None = None
     reason: str = ""
     sample_pk: int | None = None
+    #: Ask-on-order-entry answers (Observations of the same order or specimen that are not a test's result).
+    answers: dict[str, str] = field(default_factory=dict)
     # outcome
     held_status: int = 0
     status: int = 0
@@ -138,7 +153,7 @@ class Item:
             )
 
     def data(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "identifiers": [f"{s}|{v}" if s else v for s, v in self.identifiers],
             "test": self.test.code if self.test else "",
             "result": self.value.code if self.value else "",
@@ -146,6 +161,46 @@ class Item:
             "reported_at": self.reported_at.isoformat() if self.reported_at else "",
             "report_sha256": self.report_file.sha256 if self.report_file else "",
         }
+        if self.outcome == IntakeItem.Outcome.HELD:
+            # What a person matching it by hand needs to see (the patient is context, never used to match).
+            data["patient"] = _patient_summary(self.patient)
+            data["collected"] = _collected_text(self.specimen)
+            data["test_text"] = _code_text(self.observation.resource.code)
+            data["result_text"] = _code_text(self.observation.resource.valueCodeableConcept) or str(
+                self.observation.resource.valueString or ""
+            )
+        return data
+
+
+def _code_text(concept: Any) -> str:
+    if concept is None:
+        return ""
+    if concept.text:
+        return str(concept.text)
+    for coding in concept.coding or []:
+        if coding.display or coding.code:
+            return str(coding.display or coding.code)
+    return ""
+
+
+def _patient_summary(patient: Entry | None) -> dict[str, str]:
+    if patient is None or patient.resource is None:
+        return {}
+    resource = patient.resource
+    document = next((str(i.value) for i in resource.identifier or [] if i.value), "")
+    name = (resource.name or [None])[0]
+    return {
+        "document": document,
+        "family": str(name.family or "") if name is not None else "",
+        "given": " ".join(str(g) for g in name.given or []) if name is not None else "",
+        "birth": str(resource.birthDate or ""),
+    }
+
+
+def _collected_text(specimen: Entry | None) -> str:
+    collection = specimen.resource.collection if specimen is not None and specimen.resource is not None else None
+    when = getattr(collection, "collectedDateTime", None) if collection is not None else None
+    return when.isoformat() if isinstance(when, datetime) else str(when or "")
 
 
 @dataclass
@@ -361,32 +416,72 @@ def build_items(entries: list[Entry]) -> tuple[list[Item], dict[int, list[Item]]
     reports = [e for e in entries if e.resource_type == "DiagnosticReport" and e.resource is not None]
     items: list[Item] = []
     links: dict[int, list[Item]] = {}
-    reported = {
-        id(found)
-        for report in reports
-        for ref in report.resource.result or []
-        if (found := index.resolve(ref, "Observation")) is not None
-    }
+    # Each Observation's report: the first DiagnosticReport listing it in `result` (one pass over the reports).
+    report_of: dict[int, Entry] = {}
+    for report in reports:
+        for ref in report.resource.result or []:
+            found = index.resolve(ref, "Observation")
+            if found is not None:
+                report_of.setdefault(id(found), report)
+    context: list[Entry] = []
     for entry in entries:
         if entry.resource_type != "Observation" or entry.resource is None:
             continue
         test = _loinc_test(entry.resource, tests)
-        if test is None and id(entry) not in reported:
-            continue  # an answer to an order question, a Ct value...: context, not a result
-        item = Item(observation=entry, test=test)
+        if test is None and id(entry) not in report_of:
+            context.append(entry)  # an answer to an order question, a Ct value...: context, not a result
+            continue
+        item = Item(observation=entry, test=test, report=report_of.get(id(entry)))
         items.append(item)
-        for report in reports:
-            for ref in report.resource.result or []:
-                if index.resolve(ref, "Observation") is entry:
-                    item.report = report
-                    break
-            if item.report is not None:
-                break
         _gather(item, index)
         for linked in (item.observation, item.report, item.specimen, item.order, item.patient):
             if linked is not None:
                 links.setdefault(linked.index, []).append(item)
+    _gather_answers(items, context, index)
     return items, links
+
+
+def _answer_text(observation: Any) -> str:
+    """An answer's value as text: a coded answer's display (or code), a string, a date, a number, a yes/no."""
+    if observation.valueCodeableConcept is not None:
+        return _code_text(observation.valueCodeableConcept)
+    for name in ("valueString", "valueDateTime", "valueBoolean", "valueInteger"):
+        value = getattr(observation, name, None)
+        if value is not None:
+            return value.isoformat() if isinstance(value, datetime) else str(value)
+    if observation.valueQuantity is not None and observation.valueQuantity.value is not None:
+        return f"{observation.valueQuantity.value} {observation.valueQuantity.unit or ''}".strip()
+    return ""
+
+
+def _gather_answers(items: list[Item], context: list[Entry], index: Index) -> None:
+    """Observations that answer the order's questions (LOINC-coded, not a test of the catalogue) belong to the
+    results of the same ServiceRequest (`basedOn`) or Specimen: they are stored with the sample as answers."""
+    by_order: dict[int, list[Item]] = {}
+    by_specimen: dict[int, list[Item]] = {}
+    for item in items:
+        if item.order is not None:
+            by_order.setdefault(item.order.index, []).append(item)
+        if item.specimen is not None:
+            by_specimen.setdefault(item.specimen.index, []).append(item)
+    for entry in context:
+        obs = entry.resource
+        code = next((str(c.code) for c in obs.code.coding or [] if c.code), "") if obs.code else ""
+        text = _answer_text(obs)
+        if not code or not text:
+            continue
+        owners: dict[int, Item] = {}
+        for ref in obs.basedOn or []:
+            found = index.resolve(ref, "ServiceRequest")
+            for item in by_order.get(found.index, []) if found is not None else []:
+                owners[id(item)] = item
+        found = index.resolve(obs.specimen, "Specimen")
+        for item in by_specimen.get(found.index, []) if found is not None else []:
+            owners[id(item)] = item
+        for item in owners.values():
+            item.answers[code] = text
+        if owners:
+            entry.answer = True
 
 
 def _gather(item: Item, index: Index) -> None:
@@ -426,59 +521,30 @@ def _gather(item: Item, index: Index) -> None:
 # --- checking each result ---------------------------------------------------------------------------------------
 
 
-def _kind_of(system: str) -> str:
+def _kind_of(system: str) -> IdentifierKind:
     if system in systems.SAMPLE_NUMBER_ALIASES:
-        return "number"
+        return IdentifierKind.NUMBER
     if system == systems.TUBE_BARCODE:
-        return "tube"
+        return IdentifierKind.TUBE
     if system.startswith(systems.LAB_SAMPLE_CODE):
-        return "client"
-    return "any" if not system else "client"
+        return IdentifierKind.CLIENT
+    return IdentifierKind.ANY if not system else IdentifierKind.CLIENT
+
+
+def _sample_identifiers(item: Item) -> list[SampleIdentifier]:
+    return [SampleIdentifier(value, _kind_of(system)) for system, value in item.identifiers]
 
 
 def resolve_samples(actor: Actor, items: list[Item]) -> dict[int, Sample]:
-    """Finds each item's sample among those the actor sees, in three queries for the whole Bundle."""
-    numbers: set[int] = set()
-    tubes: set[str] = set()
-    codes: set[str] = set()
-    for item in items:
-        for system, value in item.identifiers:
-            kind = _kind_of(system)
-            if kind in ("number", "any") and value.isdigit() and (pk := Sample.pk_from_number(value)) is not None:
-                numbers.add(pk)
-            if kind in ("tube", "any"):
-                tubes.add(value)
-            if kind in ("client", "any"):
-                codes.add(value)
-    visible = scoped(actor, Sample.objects.all()).only(
-        "id", "test_id", "state", "result_value_id", "tube_code", "client_code", "client_lab_id", "laboratory_id"
+    """Finds each item's sample among those the actor sees, in one query for the whole Bundle."""
+    found = samples_by_identifiers(
+        actor, [i for item in items for i in _sample_identifiers(item)], fields=SAMPLE_FIELDS
     )
-    by_pk: dict[int, Sample] = {}
-    by_tube: dict[str, int] = {}
-    by_code: dict[str, int] = {}
-    if numbers:
-        by_pk.update({s.pk: s for s in visible.filter(pk__in=numbers)})
-    if tubes:
-        for s in visible.filter(tube_code__in=tubes):
-            by_pk[s.pk] = s
-            by_tube[s.tube_code or ""] = s.pk
-    if codes and actor.laboratory_ids:
-        for s in visible.filter(client_lab_id__in=actor.laboratory_ids, client_code__in=codes):
-            by_pk[s.pk] = s
-            by_code[s.client_code] = s.pk
     for item in items:
-        found: set[int] = set()
-        for system, value in item.identifiers:
-            kind = _kind_of(system)
-            if kind in ("number", "any") and (pk := Sample.pk_from_number(value) if value.isdigit() else None) in by_pk:
-                found.add(pk)  # type: ignore[arg-type]
-            if kind in ("tube", "any") and value in by_tube:
-                found.add(by_tube[value])
-            if kind in ("client", "any") and value in by_code:
-                found.add(by_code[value])
-        if len(found) == 1:
-            item.sample_pk = found.pop()
-        elif len(found) > 1:
+        candidates = found.candidates(_sample_identifiers(item))
+        if len(candidates) == 1:
+            item.sample_pk = candidates[0].pk
+        elif len(candidates) > 1:
             item.fail(
                 409,
                 [
@@ -491,7 +557,7 @@ def resolve_samples(actor: Actor, items: list[Item]) -> dict[int, Sample]:
                 ],
                 IntakeItem.Outcome.HELD,
             )
-    return by_pk
+    return found.samples
 
 
 def check_item(item: Item, samples: dict[int, Sample]) -> None:
@@ -600,7 +666,18 @@ def check_item(item: Item, samples: dict[int, Sample]) -> None:
 
 
 def apply_item(actor: Actor, item: Item, samples: dict[int, Sample]) -> None:
-    """Records one checked result through the services (raises DomainError when they refuse it)."""
+    """Records one checked result (and its order's answers) through the services; raises DomainError when they
+    refuse it."""
+    _apply_result(actor, item, samples)
+    _record_answers(actor, item)
+
+
+def _record_answers(actor: Actor, item: Item) -> None:
+    if item.answers and item.sample_pk is not None:
+        sample_answers_record(actor=actor, sample_id=item.sample_pk, answers=item.answers, channel=Channel.FHIR)
+
+
+def _apply_result(actor: Actor, item: Item, samples: dict[int, Sample]) -> None:
     assert item.sample_pk is not None and item.value is not None
     sample = samples[item.sample_pk]
     if item.correction and sample.state == SampleState.RESULT:
@@ -638,6 +715,53 @@ def apply_item(actor: Actor, item: Item, samples: dict[int, Sample]) -> None:
     item.outcome = IntakeItem.Outcome.ACCEPTED if recorded else IntakeItem.Outcome.UNCHANGED
 
 
+def apply_items(actor: Actor, items: list[Item], samples: dict[int, Sample], *, all_or_nothing: bool = False) -> None:
+    """Records every checked result of a Bundle: plain deliveries in one `result_deliver_batch` (one transaction,
+    one outcome each), corrections of stored results and samples named by several results one by one, in Bundle
+    order. With `all_or_nothing` the first refusal raises `_Rollback` (the caller's transaction undoes the rest)."""
+    todo = [item for item in items if not item.status and item.sample_pk is not None]
+    named = Counter(item.sample_pk for item in todo)
+    batch: list[Item] = []
+    one_by_one: list[Item] = []
+    for item in todo:
+        correcting = item.correction and samples[item.sample_pk].state == SampleState.RESULT  # type: ignore[index]
+        (one_by_one if correcting or named[item.sample_pk] > 1 else batch).append(item)
+    if batch:
+        outcomes = result_deliver_batch(
+            actor=actor,
+            items=[
+                ResultItem(
+                    sample_id=item.sample_pk,  # type: ignore[arg-type]
+                    value=item.value.code,  # type: ignore[union-attr]
+                    reported_at=item.reported_at,
+                    report=item.report_file,
+                    answers=item.answers or None,
+                )
+                for item in batch
+            ],
+            channel=Channel.FHIR,
+        )
+        for item, outcome in zip(batch, outcomes, strict=True):
+            if outcome.error is not None:
+                _domain_failure(item, outcome.error)
+                if all_or_nothing:
+                    raise _Rollback from outcome.error
+                continue
+            item.status = 201 if outcome.recorded else 200
+            item.outcome = IntakeItem.Outcome.ACCEPTED if outcome.recorded else IntakeItem.Outcome.UNCHANGED
+            if not outcome.recorded and item.answers:
+                # A repeat: its answers are stored on their own (nothing changes when they already are).
+                with contextlib.suppress(DomainError):
+                    _record_answers(actor, item)
+    for item in one_by_one:
+        try:
+            apply_item(actor, item, samples)
+        except DomainError as exc:
+            _domain_failure(item, exc)
+            if all_or_nothing:
+                raise _Rollback from exc
+
+
 def _domain_failure(item: Item, exc: DomainError) -> None:
     prefix = f"{item.observation.path}.resource."
     expressions = {k: v.split(".", 1)[1] for k, v in EXPRESSIONS.items() if v.startswith("Observation.")}
@@ -669,6 +793,22 @@ def _entry_results(entries: list[Entry], items: list[Item], links: dict[int, lis
             results.append(EntryResult(422, IntakeItem.Outcome.REJECTED, entry.issues))
             continue
         linked = links.get(entry.index, [])
+        if not linked and entry.answer:
+            results.append(
+                EntryResult(
+                    200,
+                    IntakeItem.Outcome.UNCHANGED,
+                    [
+                        Issue(
+                            "information",
+                            "informational",
+                            _("An answer to the order's questions: stored with the sample of its result."),
+                            [entry.path],
+                        )
+                    ],
+                )
+            )
+            continue
         if not linked:
             results.append(
                 EntryResult(
@@ -689,7 +829,7 @@ def _entry_results(entries: list[Entry], items: list[Item], links: dict[int, lis
         own = worst.observation is entry
         location = ""
         if worst.status < 300 and worst.sample_pk is not None and entry.resource_type in RESULT_RESOURCES[:4]:
-            location = f"{entry.resource_type}/{Sample(pk=worst.sample_pk).number}"
+            location = f"{entry.resource_type}/{public_number(worst.sample_pk)}"
         if own or worst.status >= 300:
             issues = worst.issues or [_accepted_issue(worst, entry)]
         else:
@@ -709,7 +849,7 @@ def _entry_results(entries: list[Entry], items: list[Item], links: dict[int, lis
 
 
 def _accepted_issue(item: Item, entry: Entry) -> Issue:
-    number = Sample(pk=item.sample_pk).number if item.sample_pk else "?"
+    number = public_number(item.sample_pk) if item.sample_pk else "?"
     if item.status == 201:
         message = _("Result recorded for sample %(number)s.") % {"number": number}
     else:
@@ -828,13 +968,7 @@ def _process(actor: Actor, intake: Intake, content: bytes) -> Answer:
     if kind == "transaction":
         answer = _process_transaction(actor, entries, items, links, samples)
     else:
-        for item in items:
-            if item.status:
-                continue
-            try:
-                apply_item(actor, item, samples)
-            except DomainError as exc:
-                _domain_failure(item, exc)
+        apply_items(actor, items, samples)
         answer = None
     results = _entry_results(entries, items, links)
     if answer is not None:  # a refused transaction: nothing stored, every entry refused
@@ -864,12 +998,7 @@ def _process_transaction(
     if not any(e.issues for e in entries) and not any(i.status for i in items):
         try:
             with transaction.atomic():
-                for item in items:
-                    try:
-                        apply_item(actor, item, samples)
-                    except DomainError as exc:
-                        _domain_failure(item, exc)
-                        raise _Rollback from exc
+                apply_items(actor, items, samples, all_or_nothing=True)
         except _Rollback:
             for item in items:
                 if item.status < 300:

@@ -1,42 +1,54 @@
-"""HL7 v2.5.1 ORU^R01 results, message by message, through the samples services (docs/hl7.md).
+"""HL7 v2.5.1 ORU^R01 results, through the samples services (docs/hl7.md).
 
 `receive(actor, content)` is the one entry point of the HTTP endpoint and the MLLP listener: it records the unit in
-the intake log, reads every message of it (one bad message never rejects the others), finds each order's sample,
-calls `result_deliver`/`result_correct` with `Channel.HL7`, records each order's outcome as an intake item and
-answers with the ACK(s). Orders whose sample cannot be identified without doubt are HELD for a person to match on
-/matching/; `held_resolve` applies them once that person has named the sample.
+the intake log, reads every message of it (one bad message never rejects the others), finds the orders' samples in
+one query per chunk (`samples.selectors.samples_by_identifiers`), delivers the plain results in one
+`result_deliver_batch` call and the rest (corrections...) one by one with `result_deliver`/`result_correct`, all
+with `Channel.HL7`, records each order's outcome as an intake item and answers with the ACK(s). Orders whose sample
+cannot be identified without doubt are HELD for a person to match on /matching/ (`integrations.matching`);
+`held_apply` applies one once that person has named the sample.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable
+import contextlib
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from muestra.accounts.scoping import Actor, scoped
+from muestra.accounts.scoping import Actor
 from muestra.catalog.models import ResultValue, Test
-from muestra.core.errors import DomainError, NotFound, ValidationFailed
+from muestra.core.errors import DomainError, ValidationFailed
 from muestra.integrations import services as intake_services
 from muestra.integrations.hl7 import er7
 from muestra.integrations.models import Intake, IntakeChannel, IntakeItem
 from muestra.samples import lookups
 from muestra.samples.models import Channel, Sample, SampleState
-from muestra.samples.services import ReportFile, result_correct, result_deliver
+from muestra.samples.selectors import IdentifiedSamples, SampleIdentifier, samples_by_identifiers
+from muestra.samples.services import (
+    ReportFile,
+    ResultItem,
+    result_correct,
+    result_deliver,
+    result_deliver_batch,
+    sample_answers_record,
+)
 
 KIND = "ORU^R01"
 CONTENT_TYPE = "x-application/hl7-v2+er7; charset=utf-8"
 #: A collection time that differs by more than this from the registered one is refused (SPM-17/OBR-7).
 COLLECTION_TOLERANCE = timedelta(minutes=1)
-#: Messages of a batch processed per database transaction.
-COMMIT_EVERY = 50
+#: Messages of a batch processed per database transaction (one sample look-up and one batch of deliveries each).
+COMMIT_EVERY = 1000
+
+#: What checking and applying an order reads of its sample.
+SAMPLE_FIELDS = ("test_id", "collected_at", "state", "result_value_id", "result_at", "laboratory_id")
 
 #: Result texts and codes seen in LIS messages that are not the catalogue's own words, casefolded.
 RESULT_SYNONYMS = {
@@ -236,17 +248,9 @@ def result_value_for(obx: er7.Segment) -> ResultValue | None:
 # ------------------------------------------------------------------------------------------------ identifying
 
 
-def _candidates(actor: Actor, laboratory_id: int, identifiers: Iterable[str]) -> list[Sample]:
-    """The samples in the actor's scope that any identifier names: our number, the tube barcode, or this lab's
-    own code. Several different samples = ambiguous; none = unknown (out of scope looks exactly the same)."""
-    codes = sorted({c.strip() for c in identifiers if c.strip()})
-    if not codes:
-        return []
-    q = Q(tube_code__in=codes) | Q(client_lab_id=laboratory_id, client_code__in=codes)
-    pks = [pk for pk in (Sample.pk_from_number(c) if c.isdigit() and len(c) == 10 else None for c in codes) if pk]
-    if pks:
-        q |= Q(pk__in=pks)
-    return list(scoped(actor, Sample.objects.filter(q)).order_by("pk")[:3])  # more than one is enough to hold
+def _sample_identifiers(order: Order) -> list[SampleIdentifier]:
+    """SPM-2, OBR-2/3 and ORC-2/3 may each carry our number, the tube barcode or the lab's own code."""
+    return [SampleIdentifier(value) for _field, value in order.identifiers]
 
 
 def _collection_problem(order: Order, sample: Sample) -> dict[str, str] | None:
@@ -280,8 +284,33 @@ def _collection_problem(order: Order, sample: Sample) -> dict[str, str] | None:
 # -------------------------------------------------------------------------------------------------- applying
 
 
+def _wrong_test(sample: Sample, test: Test) -> dict[str, str]:
+    return _error(
+        "OBX-3",
+        "wrong_test",
+        _("Sample %(number)s was not registered for test %(loinc)s.")
+        % {"number": sample.number, "loinc": test.loinc_code},
+    )
+
+
+def _unknown_result(obx: er7.Segment) -> dict[str, str]:
+    return _error("OBX-5", "unknown_code", _("Unknown result %(value)r.") % {"value": obx.value(5)})
+
+
+def _not_final(status: str) -> dict[str, str]:
+    return _error(
+        "OBX-11",
+        "not_final",
+        _("Only final (F) or corrected (C) results are recorded; this one is %(status)r.") % {"status": status},
+    )
+
+
+def _reported_at(order: Order, obx: er7.Segment) -> datetime | None:
+    return er7.parse_ts(order.obr.component(22, 1)) or er7.parse_ts(obx.component(19, 1))
+
+
 def _apply(actor: Actor, order: Order, sample: Sample) -> Outcome:
-    """Delivers or corrects each result-bearing OBX of `order` on `sample`, through the services."""
+    """Delivers or corrects each result-bearing OBX of `order` on `sample`, one by one through the services."""
     problem = _collection_problem(order, sample)
     if problem is not None:
         return Outcome(IntakeItem.Outcome.REJECTED, sample, [problem])
@@ -290,27 +319,12 @@ def _apply(actor: Actor, order: Order, sample: Sample) -> Outcome:
         if number:
             sample.refresh_from_db(fields=["state", "result_value", "result_at"])
         if sample.test_id != test.pk:
-            return Outcome(
-                IntakeItem.Outcome.REJECTED,
-                sample,
-                [
-                    _error(
-                        "OBX-3",
-                        "wrong_test",
-                        _("Sample %(number)s was not registered for test %(loinc)s.")
-                        % {"number": sample.number, "loinc": test.loinc_code},
-                    )
-                ],
-            )
+            return Outcome(IntakeItem.Outcome.REJECTED, sample, [_wrong_test(sample, test)])
         value = result_value_for(obx)
         if value is None:
-            return Outcome(
-                IntakeItem.Outcome.REJECTED,
-                sample,
-                [_error("OBX-5", "unknown_code", _("Unknown result %(value)r.") % {"value": obx.value(5)})],
-            )
+            return Outcome(IntakeItem.Outcome.REJECTED, sample, [_unknown_result(obx)])
         status = obx.value(11).upper()
-        reported_at = er7.parse_ts(order.obr.component(22, 1)) or er7.parse_ts(obx.component(19, 1))
+        reported_at = _reported_at(order, obx)
         try:
             if status == "C" and sample.state == SampleState.RESULT:
                 if sample.result_value_id == value.pk:
@@ -337,18 +351,7 @@ def _apply(actor: Actor, order: Order, sample: Sample) -> Outcome:
                 )
                 recorded = recorded or created
             else:
-                return Outcome(
-                    IntakeItem.Outcome.REJECTED,
-                    sample,
-                    [
-                        _error(
-                            "OBX-11",
-                            "not_final",
-                            _("Only final (F) or corrected (C) results are recorded; this one is %(status)r.")
-                            % {"status": status},
-                        )
-                    ],
-                )
+                return Outcome(IntakeItem.Outcome.REJECTED, sample, [_not_final(status)])
         except DomainError as exc:
             return Outcome(IntakeItem.Outcome.REJECTED, sample, _domain_errors(exc))
     return Outcome(IntakeItem.Outcome.ACCEPTED if recorded else IntakeItem.Outcome.UNCHANGED, sample)
@@ -387,92 +390,239 @@ def _patient_summary(message: er7.Message) -> dict[str, str]:
     }
 
 
-def _process_message(
-    actor: Actor, laboratory_id: int, position: int, message: er7.Message
-) -> list[intake_services.ItemOutcomeRecord]:
-    records: list[intake_services.ItemOutcomeRecord] = []
-    base = {"message": position, "control_id": message.control_id}
+@dataclass
+class _Planned:
+    """One order of a request on its way to its outcome."""
+
+    position: int
+    order: Order
+    data: dict[str, Any]
+    reference: str
+    sample: Sample | None = None
+    record: intake_services.ItemOutcomeRecord | None = None  # set once the order's fate is known
+
+    def settle(self, outcome: Outcome) -> None:
+        sample_id = outcome.sample.pk if outcome.sample is not None else None
+        self.record = intake_services.ItemOutcomeRecord(
+            self.position, outcome.outcome, self.reference, sample_id, outcome.errors, self.data
+        )
+
+
+def _refused(
+    position: int, control_id: str, field_name: str, code: str, message: str
+) -> intake_services.ItemOutcomeRecord:
+    return intake_services.ItemOutcomeRecord(
+        position,
+        IntakeItem.Outcome.REJECTED,
+        control_id,
+        errors=[_error(field_name, code, message)],
+        data={"message": position, "control_id": control_id},
+    )
+
+
+def _read_message(position: int, message: er7.Message) -> list[_Planned] | intake_services.ItemOutcomeRecord:
+    """The orders of one message that carry a result, or the record refusing the whole message."""
     if message.message_type != "ORU^R01":
-        return [
-            intake_services.ItemOutcomeRecord(
-                position,
-                IntakeItem.Outcome.REJECTED,
-                message.control_id,
-                errors=[
-                    _error(
-                        "MSH-9",
-                        "unsupported_message",
-                        _("Only ORU^R01 messages are accepted, not %(type)s.") % {"type": message.message_type},
-                    )
-                ],
-                data=base,
-            )
-        ]
+        return _refused(
+            position,
+            message.control_id,
+            "MSH-9",
+            "unsupported_message",
+            _("Only ORU^R01 messages are accepted, not %(type)s.") % {"type": message.message_type},
+        )
     orders = [o for o in _orders(message) if o.results]
     if not orders:
-        return [
-            intake_services.ItemOutcomeRecord(
-                position,
-                IntakeItem.Outcome.REJECTED,
-                message.control_id,
-                errors=[
-                    _error(
-                        "OBX-3", "no_result", _("The message has no result for a test of the catalogue (OBX-3 LOINC).")
-                    )
-                ],
-                data=base,
-            )
-        ]
-    for order in orders:
-        data = _order_data(message, position, order)
-        reference = " ".join(dict.fromkeys(v for _f, v in order.identifiers))[:120]
-        candidates = _candidates(actor, laboratory_id, (v for _f, v in order.identifiers))
-        if len(candidates) != 1:
-            why = (
-                _("No sample of this laboratory has these identifiers.")
-                if not candidates
-                else _("The identifiers name several different samples.")
-            )
-            data["held_reason"] = why
-            records.append(
-                intake_services.ItemOutcomeRecord(
-                    position,
-                    IntakeItem.Outcome.HELD,
-                    reference,
-                    errors=[_error("SPM-2", "held" if not candidates else "ambiguous", why)],
-                    data=data,
-                )
-            )
-            continue
-        sample = candidates[0]
-        outcome = _apply(actor, order, sample)
-        records.append(
-            intake_services.ItemOutcomeRecord(position, outcome.outcome, reference, sample.pk, outcome.errors, data)
+        return _refused(
+            position,
+            message.control_id,
+            "OBX-3",
+            "no_result",
+            _("The message has no result for a test of the catalogue (OBX-3 LOINC)."),
         )
-    return records
+    return [
+        _Planned(
+            position,
+            order,
+            _order_data(message, position, order),
+            " ".join(dict.fromkeys(v for _f, v in order.identifiers))[:120],
+        )
+        for order in orders
+    ]
 
 
-def _process_in_savepoint(
-    actor: Actor, laboratory_id: int, position: int, message: er7.Message
-) -> list[intake_services.ItemOutcomeRecord]:
+def _internal(position: int, control_id: str, exc: Exception) -> intake_services.ItemOutcomeRecord:
+    return intake_services.ItemOutcomeRecord(
+        position,
+        IntakeItem.Outcome.REJECTED,
+        control_id,
+        errors=[
+            _error(
+                "",
+                "internal",
+                _("The message could not be processed (%(error)s).") % {"error": type(exc).__name__},
+            )
+        ],
+    )
+
+
+def _identify(plans: list[_Planned], found: IdentifiedSamples) -> None:
+    """Each order's sample, from one look-up for the whole chunk; unknown or ambiguous orders are held."""
+    for plan in plans:
+        candidates = found.candidates(_sample_identifiers(plan.order))
+        if len(candidates) == 1:
+            plan.sample = candidates[0]
+            continue
+        why = (
+            _("No sample of this laboratory has these identifiers.")
+            if not candidates
+            else _("The identifiers name several different samples.")
+        )
+        plan.data["held_reason"] = why
+        plan.settle(
+            Outcome(IntakeItem.Outcome.HELD, None, [_error("SPM-2", "held" if not candidates else "ambiguous", why)])
+        )
+
+
+def _batch_item(plan: _Planned) -> ResultItem | None:
+    """The delivery of a plain order (one final result for a sample), checked as `_apply` would; None when the
+    order needs the one-by-one path (several results, a correction of a stored result). Settles refused orders."""
+    order, sample = plan.order, plan.sample
+    assert sample is not None
+    problem = _collection_problem(order, sample)
+    if problem is not None:
+        plan.settle(Outcome(IntakeItem.Outcome.REJECTED, sample, [problem]))
+        return None
+    if len(order.results) != 1:
+        return None
+    obx, test = order.results[0]
+    if sample.test_id != test.pk:
+        plan.settle(Outcome(IntakeItem.Outcome.REJECTED, sample, [_wrong_test(sample, test)]))
+        return None
+    value = result_value_for(obx)
+    if value is None:
+        plan.settle(Outcome(IntakeItem.Outcome.REJECTED, sample, [_unknown_result(obx)]))
+        return None
+    status = obx.value(11).upper()
+    if status not in {"F", "C"}:
+        plan.settle(Outcome(IntakeItem.Outcome.REJECTED, sample, [_not_final(status)]))
+        return None
+    if status == "C" and sample.state == SampleState.RESULT:
+        return None
+    return ResultItem(
+        sample_id=sample.pk,
+        value=value.code,
+        reported_at=_reported_at(order, obx),
+        report=order.report,
+        answers=order.answers or None,
+    )
+
+
+def _record_answers(actor: Actor, order: Order, sample: Sample) -> None:
+    """Ask-on-order-entry answers stored with the sample (the same answers again change nothing)."""
+    if order.answers:
+        sample_answers_record(actor=actor, sample_id=sample.pk, answers=order.answers, channel=Channel.HL7)
+
+
+def _one_by_one(actor: Actor, plan: _Planned) -> None:
+    assert plan.sample is not None
     try:
         with transaction.atomic():
-            return _process_message(actor, laboratory_id, position, message)
-    except Exception as exc:  # one message's surprise never loses the others' outcomes
-        return [
-            intake_services.ItemOutcomeRecord(
-                position,
-                IntakeItem.Outcome.REJECTED,
-                message.control_id,
-                errors=[
-                    _error(
-                        "",
-                        "internal",
-                        _("The message could not be processed (%(error)s).") % {"error": type(exc).__name__},
+            outcome = _apply(actor, plan.order, plan.sample)
+            if outcome.outcome != IntakeItem.Outcome.REJECTED:
+                _record_answers(actor, plan.order, plan.sample)
+    except DomainError as exc:
+        outcome = Outcome(IntakeItem.Outcome.REJECTED, plan.sample, _domain_errors(exc))
+    plan.settle(outcome)
+
+
+def _process_chunk(
+    actor: Actor, numbered: list[tuple[int, er7.Message]]
+) -> dict[int, list[intake_services.ItemOutcomeRecord]]:
+    """The messages of one chunk, in one transaction of the caller: every order's sample in one query, the plain
+    results in one `result_deliver_batch`, the rest (corrections, several results in one order) one by one."""
+    refused: dict[int, intake_services.ItemOutcomeRecord] = {}
+    plans: list[_Planned] = []
+    for position, message in numbered:
+        try:
+            read = _read_message(position, message)
+        except Exception as exc:  # one message's surprise never loses the others' outcomes
+            refused[position] = _internal(position, message.control_id, exc)
+            continue
+        if isinstance(read, list):
+            plans.extend(read)
+        else:
+            refused[position] = read
+    found = samples_by_identifiers(
+        actor, [i for plan in plans for i in _sample_identifiers(plan.order)], fields=SAMPLE_FIELDS
+    )
+    _identify(plans, found)
+
+    batch: list[tuple[_Planned, ResultItem]] = []
+    slow: list[_Planned] = []
+    for plan in plans:
+        if plan.record is not None:
+            continue
+        try:
+            item = _batch_item(plan)
+        except Exception as exc:  # one order's surprise never loses the others' outcomes
+            plan.record = _internal(plan.position, str(plan.data.get("control_id", "")), exc)
+            continue
+        if plan.record is not None:
+            continue
+        if item is None:
+            slow.append(plan)
+        else:
+            batch.append((plan, item))
+    # A sample named by several orders of the chunk (a result and its correction, a resent message) or that also
+    # takes a one-by-one step keeps the message order: all its orders go one by one.
+    named: dict[int, int] = {}
+    for _plan, item in batch:
+        named[item.sample_id] = named.get(item.sample_id, 0) + 1
+    slow_samples = {plan.sample.pk for plan in slow if plan.sample is not None}
+    slow_samples |= {sample_id for sample_id, count in named.items() if count > 1}
+    if slow_samples:
+        slow.extend(plan for plan, item in batch if item.sample_id in slow_samples)
+        batch = [(plan, item) for plan, item in batch if item.sample_id not in slow_samples]
+        slow.sort(key=lambda plan: (plan.position, plan.order.index))
+    if batch:
+        try:
+            with transaction.atomic():
+                outcomes = result_deliver_batch(actor=actor, items=[item for _plan, item in batch], channel=Channel.HL7)
+        except Exception:  # a surprise in the batch: each of its orders is tried on its own instead
+            slow = sorted([*slow, *(plan for plan, _item in batch)], key=lambda p: (p.position, p.order.index))
+        else:
+            for (plan, _item), result in zip(batch, outcomes, strict=True):
+                if result.error is not None:
+                    plan.settle(Outcome(IntakeItem.Outcome.REJECTED, plan.sample, _domain_errors(result.error)))
+                    continue
+                if not result.recorded and plan.order.answers and plan.sample is not None:
+                    # A repeat: its answers are stored on their own (nothing changes when they already are).
+                    with contextlib.suppress(DomainError), transaction.atomic():
+                        _record_answers(actor, plan.order, plan.sample)
+                plan.settle(
+                    Outcome(
+                        IntakeItem.Outcome.ACCEPTED if result.recorded else IntakeItem.Outcome.UNCHANGED,
+                        plan.sample,
                     )
-                ],
-            )
-        ]
+                )
+    touched: set[int] = set()
+    for plan in slow:
+        assert plan.sample is not None
+        if plan.sample.pk in touched:  # an earlier order of this chunk changed it: read its state again
+            plan.sample.refresh_from_db(fields=["state", "result_value", "result_at"])
+        touched.add(plan.sample.pk)
+        try:
+            _one_by_one(actor, plan)
+        except Exception as exc:
+            plan.record = _internal(plan.position, str(plan.data.get("control_id", "")), exc)
+
+    by_message: dict[int, list[intake_services.ItemOutcomeRecord]] = {}
+    for position, _message in numbered:
+        by_message[position] = [refused[position]] if position in refused else []
+    for plan in plans:
+        assert plan.record is not None
+        by_message[plan.position].append(plan.record)
+    return by_message
 
 
 # ------------------------------------------------------------------------------------------------ answering
@@ -567,11 +717,10 @@ def receive(actor: Actor, content: bytes) -> Answer:
             )
         numbered = list(enumerate(envelope.messages, start=1))
         for first in range(0, len(numbered), COMMIT_EVERY):
-            # One commit per chunk of messages (each message in its own savepoint): a commit waits for the disk,
-            # and one per result made HL7 twenty times slower. Locks are held for one chunk at most.
+            # One transaction per chunk of messages: one look-up of their samples and one batch of deliveries (a
+            # commit waits for the disk, and one per result made HL7 twenty times slower). Locks last one chunk.
             with transaction.atomic():
-                for position, message in numbered[first : first + COMMIT_EVERY]:
-                    records = _process_in_savepoint(actor, laboratory_id, position, message)
+                for position, records in _process_chunk(actor, numbered[first : first + COMMIT_EVERY]).items():
                     by_message[position] = records
                     chunk.extend(records)
                 intake_services.intake_items_record(intake=intake, items=chunk)
@@ -595,34 +744,13 @@ def receive(actor: Actor, content: bytes) -> Answer:
 # -------------------------------------------------------------------------------------------------- matching
 
 
-def held_items(actor: Actor) -> Any:
-    """The HL7 items waiting for a person to name their sample, in the actor's labs, oldest first."""
-    return (
-        scoped(actor, IntakeItem.objects.filter(intake__channel=IntakeChannel.HL7))
-        .filter(
-            outcome=IntakeItem.Outcome.HELD, superseded_by__isnull=True, intake__laboratory_id__in=actor.laboratory_ids
-        )
-        .select_related("intake")
-        .order_by("pk")
-    )
-
-
-def held_get(actor: Actor, item_id: int) -> IntakeItem | None:
-    return held_items(actor).filter(pk=item_id).first()
-
-
-def held_resolve(*, actor: Actor, item_id: int, sample_id: int) -> IntakeItem:
-    """A person named the sample of a held item: its result is applied through the services and a new item
-    records the outcome, superseding the held one. Raises DomainError (nothing changed) when it cannot apply."""
-    item = held_get(actor, item_id)
-    if item is None:
-        raise NotFound(_("Unknown held item."))
-    sample = scoped(actor, Sample.objects.filter(pk=sample_id)).first()
-    if sample is None:
-        raise NotFound(_("Unknown sample."), field="sample")
+def held_apply(*, actor: Actor, item: IntakeItem, sample: Sample) -> str:
+    """HL7's part of matching (the queue is `integrations.matching`): re-reads the held order from the intake's
+    stored bytes and applies its results to the sample a person named. Returns the outcome (accepted or
+    unchanged); raises DomainError when they cannot be applied (the caller's transaction then stores nothing)."""
     intake = item.intake
-    envelope = er7.parse(er7.decode(intake.payload.open("rb").read()))
-    intake.payload.close()
+    with intake.payload.open("rb") as payload:
+        envelope = er7.parse(er7.decode(payload.read()))
     position, order_index = int(item.data.get("message", 0)), int(item.data.get("order", 0))
     if not 0 < position <= len(envelope.messages):
         raise ValidationFailed(_("The held message can no longer be read."), field="sample")
@@ -632,16 +760,5 @@ def held_resolve(*, actor: Actor, item_id: int, sample_id: int) -> IntakeItem:
     outcome = _apply(actor, order, sample)
     if outcome.outcome == IntakeItem.Outcome.REJECTED:
         raise ValidationFailed("; ".join(e["message"] for e in outcome.errors), field="sample")
-    data = dict(item.data, matched_by=actor.label, matched_from=item.pk)
-    with transaction.atomic():
-        (new,) = intake_services.intake_items_record(
-            intake=intake,
-            items=[
-                intake_services.ItemOutcomeRecord(item.position, outcome.outcome, item.reference, sample.pk, [], data)
-            ],
-        )
-        updated = IntakeItem.objects.filter(pk=item.pk, superseded_by__isnull=True).update(superseded_by=new)
-        if updated:
-            # The unit's counters say what is still waiting: the held item is now settled.
-            Intake.objects.filter(pk=intake.pk, held__gt=0).update(held=F("held") - 1)
-    return new
+    _record_answers(actor, order, sample)
+    return outcome.outcome

@@ -9,9 +9,10 @@ every refusal. The exact shapes and choices are documented in docs/pntm.md.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +28,8 @@ from muestra.audit.services import AuditItem, audit_record_many
 from muestra.catalog.models import DocumentValidator, ResultValue
 from muestra.core.errors import DomainError, ErrorCollector
 from muestra.facilities.models import Laboratory
+from muestra.integrations import services as intake_services
+from muestra.integrations.models import IntakeChannel, IntakeItem
 from muestra.integrations.pntm import mapping
 from muestra.integrations.pntm.mapping import COVID, MPOX, Module, WireError, WireSample
 from muestra.integrations.pntm.parsing import (
@@ -76,6 +79,51 @@ class Caller:
     actor: Actor
     laboratory: Laboratory
     operation: str
+    #: Each item's outcome, for the intake log (written once per call, after the answer was built).
+    log: list[intake_services.ItemOutcomeRecord] = field(default_factory=list, compare=False)
+
+
+Outcome = IntakeItem.Outcome
+_LEADING_FIELD = re.compile(r"^([A-Za-z_][A-Za-z0-9_/]*):")
+
+
+def _field_of(message: str) -> str:
+    """The national field a Spanish refusal starts with ("id_muestra: ..."), or ""."""
+    found = _LEADING_FIELD.match(message)
+    return found.group(1) if found else ""
+
+
+def _log_refused(caller: Caller, position: int, reference: str, errors: Sequence[WireError], raw: Any) -> None:
+    caller.log.append(
+        intake_services.ItemOutcomeRecord(
+            position,
+            Outcome.REJECTED,
+            reference,
+            errors=[{"field": e.field, "code": "invalid", "message": e.message} for e in errors],
+            data=raw if isinstance(raw, dict) else {"value": raw},
+        )
+    )
+
+
+def _log_message(caller: Caller, position: int, reference: str, message: str, raw: Any) -> None:
+    caller.log.append(
+        intake_services.ItemOutcomeRecord(
+            position,
+            Outcome.REJECTED,
+            reference,
+            errors=[{"field": _field_of(message), "code": "refused", "message": message}],
+            data=raw if isinstance(raw, dict) else {"value": raw},
+        )
+    )
+
+
+def _log_done(caller: Caller, position: int, reference: str, sample_id: int, changed: bool, raw: Any) -> None:
+    outcome = Outcome.ACCEPTED if changed else Outcome.UNCHANGED
+    caller.log.append(
+        intake_services.ItemOutcomeRecord(
+            position, outcome, reference, sample_id, data=raw if isinstance(raw, dict) else {"value": raw}
+        )
+    )
 
 
 def _json(data: Any, status: int = 200) -> JsonResponse:
@@ -222,10 +270,24 @@ def _refuse_batch(failures: list[tuple[WireSample, list[WireError], int]], total
     return _error(message, status, errores=[_failed_row(row, errors) for row, errors, _status in failures])
 
 
+Failures = list[tuple[WireSample, list[WireError], int]]
+
+
+def _log_refused_batch(caller: Caller, rows: list[WireSample], failures: Failures) -> None:
+    """Every row of a refused all-or-nothing batch is rejected: its own errors, or the batch's refusal."""
+    by_row = {row.row: errors for row, errors, _status in failures}
+    for row in rows:
+        errors = by_row.get(row.row) or [
+            WireError("", "No se creó: el envío fue rechazado completo por errores en otras filas.")
+        ]
+        _log_refused(caller, row.row, row.client_code, errors, row.raw)
+
+
 def _create_all_or_nothing(caller: Caller, rows: list[WireSample], module: Module) -> HttpResponse:
     """crearMuestras, crearMuestras_v2, crearMuestraMP: one bad row refuses the whole batch, nothing stored."""
     if any(row.errors for row in rows):
         failures = [(row, errors, 422) for row in rows if (errors := _validation_errors(row, module))]
+        _log_refused_batch(caller, rows, failures)
         return _refuse_batch(failures, len(rows))
     # The service undoes every row when any fails, including conflicts found after other rows were written.
     outcomes = sample_register_batch(
@@ -237,7 +299,11 @@ def _create_all_or_nothing(caller: Caller, rows: list[WireSample], module: Modul
         if outcome.errors
     ]
     if refused:
+        _log_refused_batch(caller, rows, refused)
         return _refuse_batch(refused, len(rows))
+    for row, outcome in zip(rows, outcomes, strict=True):
+        if outcome.sample is not None:
+            _log_done(caller, row.row, row.client_code, outcome.sample.pk, outcome.created, row.raw)
     return _json([_created(row, outcome.sample) for row, outcome in zip(rows, outcomes, strict=True) if outcome.sample])
 
 
@@ -252,11 +318,16 @@ def _create_per_item(caller: Caller, rows: list[WireSample], module: Module) -> 
     for row in rows:
         outcome = outcomes.get(row.row)
         if outcome is None:
-            answer.append(_failed_row(row, _validation_errors(row, module)))
+            errors = _validation_errors(row, module)
+            answer.append(_failed_row(row, errors))
+            _log_refused(caller, row.row, row.client_code, errors, row.raw)
         elif outcome.sample is not None:
             answer.append(_created(row, outcome.sample))
+            _log_done(caller, row.row, row.client_code, outcome.sample.pk, outcome.created, row.raw)
         else:
-            answer.append(_failed_row(row, _outcome_errors(row, outcome, module, caller.laboratory)))
+            errors = _outcome_errors(row, outcome, module, caller.laboratory)
+            answer.append(_failed_row(row, errors))
+            _log_refused(caller, row.row, row.client_code, errors, row.raw)
     return _json(answer)
 
 
@@ -343,7 +414,8 @@ def _parsed_time(item: dict[str, Any], name: str) -> datetime | None:
         raise ItemError(f"{name}: {exc.message}.", 422) from exc
 
 
-StepAction = Callable[[Caller, SampleRef, dict[str, Any]], Sample]
+#: A lab step on one item: the sample, and whether anything changed (False for a repeated receipt).
+StepAction = Callable[[Caller, SampleRef, dict[str, Any]], tuple[Sample, bool]]
 
 
 def _run_steps(request: HttpRequest, caller: Caller, action: StepAction) -> HttpResponse:
@@ -357,12 +429,15 @@ def _run_steps(request: HttpRequest, caller: Caller, action: StepAction) -> Http
     results: list[dict[str, Any]] = []
     failures: list[tuple[int, ItemError]] = []
     for position, item in enumerate(items, start=1):
+        reference = _item_reference(item)
         try:
             ref = _sample_ref(caller, item)
-            sample = action(caller, ref, item)
+            sample, changed = action(caller, ref, item)
             results.append({"id_muestra": sample.number, "codigo_muestra_cliente": _own_code(caller, sample)})
+            _log_done(caller, position, reference, sample.pk, changed, item)
         except ItemError as exc:
             failures.append((position, exc))
+            _log_message(caller, position, reference, exc.message, item)
             results.append(
                 {
                     "id_muestra": _item_number(item),
@@ -381,6 +456,11 @@ def _run_steps(request: HttpRequest, caller: Caller, action: StepAction) -> Http
     return _error(message, statuses.pop() if len(statuses) == 1 else 422, resultados=results)
 
 
+def _item_reference(item: dict[str, Any]) -> str:
+    number = _item_number(item)
+    return str(number) if number is not None else loose_text(item.get("codigo_muestra_cliente"))
+
+
 def _item_number(item: dict[str, Any]) -> int | None:
     try:
         return parse_int(item.get("id_muestra"))
@@ -388,16 +468,16 @@ def _item_number(item: dict[str, Any]) -> int | None:
         return None
 
 
-def _receive(caller: Caller, ref: SampleRef, item: dict[str, Any]) -> Sample:
+def _receive(caller: Caller, ref: SampleRef, item: dict[str, Any]) -> tuple[Sample, bool]:
     when = _parsed_time(item, "fecha_recepcion_laboratorio")
     try:
-        sample, _recorded = sample_receive(actor=caller.actor, sample_id=ref.pk, received_at=when, channel=Channel.PNTM)
+        sample, recorded = sample_receive(actor=caller.actor, sample_id=ref.pk, received_at=when, channel=Channel.PNTM)
     except DomainError as exc:
         raise _step_failure(caller, exc, step="receive", ref=ref, item=item, when=when) from exc
-    return sample
+    return sample, recorded
 
 
-def _forward(caller: Caller, ref: SampleRef, item: dict[str, Any]) -> Sample:
+def _forward(caller: Caller, ref: SampleRef, item: dict[str, Any]) -> tuple[Sample, bool]:
     try:
         new_lab = parse_int(item.get("id_nuevo_laboratorio"))
     except ParseError as exc:
@@ -405,7 +485,7 @@ def _forward(caller: Caller, ref: SampleRef, item: dict[str, Any]) -> Sample:
     if new_lab is None:
         raise ItemError("id_nuevo_laboratorio: falta este campo obligatorio.", 422)
     try:
-        return sample_forward(
+        sample = sample_forward(
             actor=caller.actor,
             sample_id=ref.pk,
             new_laboratory=new_lab,
@@ -414,11 +494,12 @@ def _forward(caller: Caller, ref: SampleRef, item: dict[str, Any]) -> Sample:
         )
     except DomainError as exc:
         raise _step_failure(caller, exc, step="forward", ref=ref, item=item, when=None) from exc
+    return sample, True
 
 
-def _return(caller: Caller, ref: SampleRef, item: dict[str, Any]) -> Sample:
+def _return(caller: Caller, ref: SampleRef, item: dict[str, Any]) -> tuple[Sample, bool]:
     try:
-        return sample_return(actor=caller.actor, sample_id=ref.pk, reason=_reason(item), channel=Channel.PNTM)
+        return sample_return(actor=caller.actor, sample_id=ref.pk, reason=_reason(item), channel=Channel.PNTM), True
     except DomainError as exc:
         raise _step_failure(caller, exc, step="return", ref=ref, item=item, when=None) from exc
 
@@ -482,7 +563,9 @@ def _deliver_result(request: HttpRequest, caller: Caller) -> HttpResponse:
         except DomainError as exc:
             raise _step_failure(caller, exc, step="result", ref=ref, item=item, when=when) from exc
     except ItemError as exc:
+        _log_message(caller, 1, _item_reference(item), exc.message, item)
         return _error(exc.message, exc.status)
+    _log_done(caller, 1, str(ref.number), ref.pk, recorded, item)
     name = result.value.pntm_name or result.value.name
     if recorded:
         return _json({"MENSAJE": f"Resultado «{name}» registrado para la muestra {ref.number}."})
@@ -632,15 +715,43 @@ def endpoint(request: HttpRequest, operation: str) -> HttpResponse:
             response = _error(f"Método {request.method} no permitido: use POST.", 405)
             response["Allow"] = "POST"
             return response
+        caller: Caller | None = None
+        failure = ""
         try:
             caller = _authenticate(request, name)
             return OPERATIONS[name](request, caller)
         except PntmError as exc:
+            failure = exc.message
             return _error(exc.message, exc.status, **exc.extra)
         except DomainError as exc:
-            return _error(f"{mapping.national_field(exc.field or '')}: {exc.message}", exc.status)
+            failure = f"{mapping.national_field(exc.field or '')}: {exc.message}"
+            return _error(failure, exc.status)
         except Exception:
             incident = secrets.token_hex(4)
             # No request data in the log: it is full of personal data. The incident code ties the two together.
             logger.exception("PNTM %s failed (incident %s)", name, incident)
-            return _error(f"Error interno. Si persiste, informe el código {incident}.", 500)
+            failure = f"Error interno. Si persiste, informe el código {incident}."
+            return _error(failure, 500)
+        finally:
+            if caller is not None and name in LOGGED_OPERATIONS:
+                _log_call(caller, failure)
+
+
+#: The operations that change something: each call is one unit of the intake log (reads are audited instead).
+LOGGED_OPERATIONS = frozenset(name for name in OPERATIONS if not name.startswith("datosMuestra"))
+
+
+def _log_call(caller: Caller, failure: str) -> None:
+    """One intake and one bulk insert of its items, after the answer was built. The call's own writes are already
+    committed: a failure to log is reported in the server log and never changes the national answer."""
+    try:
+        intake_services.intake_record_call(
+            actor=caller.actor,
+            channel=IntakeChannel.PNTM,
+            kind=caller.operation,
+            laboratory_id=caller.laboratory.pk,
+            items=caller.log,
+            error=failure,
+        )
+    except Exception:
+        logger.exception("PNTM %s: the intake log could not be written", caller.operation)

@@ -6,12 +6,12 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from muestra.accounts.scoping import Actor
-from muestra.integrations.hl7 import processing
+from muestra.integrations import matching
 from muestra.web.navigation import NavItem
 
 
 def nav_items(actor: Actor) -> list[NavItem]:
     if not actor.laboratory_ids:
         return []
-    waiting = processing.held_items(actor).count()
+    waiting = matching.held_items(actor).count()
     return [NavItem("matching", _("To match (%(count)d)") % {"count": waiting}, reverse("matching:list"))]

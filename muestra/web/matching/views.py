@@ -1,6 +1,6 @@
-"""Results that arrived by HL7 whose sample could not be identified without doubt ("held"): the lab's staff see
-what the message said, search the sample within their scope and confirm it; the result is then applied through the
-same services (`integrations.hl7.processing.held_resolve`). Nothing is ever matched automatically."""
+"""Results of every lab channel (HL7, FHIR) whose sample could not be identified without doubt ("held"): the lab's
+staff see what the sender said, search the sample within their scope and confirm it, or dismiss the result with a
+reason (not theirs, a duplicate). Both go through `integrations.matching`; nothing is ever matched automatically."""
 
 from __future__ import annotations
 
@@ -13,20 +13,21 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
-from muestra.core.errors import DomainError
-from muestra.integrations.hl7 import er7, processing
+from muestra.accounts.scoping import Actor
+from muestra.core.errors import DomainError, NotFound
+from muestra.integrations import matching
 from muestra.samples import selectors
 from muestra.samples.models import Sample
 from muestra.samples.selectors import SampleFilters
 from muestra.web.access import request_actor, staff_required
 from muestra.web.forms import add_domain_error
-from muestra.web.matching.forms import ConfirmForm, SearchForm
+from muestra.web.matching.forms import ConfirmForm, DismissForm, SearchForm
 
 PAGE_SIZE = 25
 MAX_CANDIDATES = 20
 
 
-def _lab_actor(request: HttpRequest) -> Any:
+def _lab_actor(request: HttpRequest) -> Actor:
     actor = request_actor(request)
     if not actor.laboratory_ids:
         raise Http404
@@ -36,14 +37,12 @@ def _lab_actor(request: HttpRequest) -> Any:
 @staff_required
 def held_list(request: HttpRequest) -> HttpResponse:
     actor = _lab_actor(request)
-    page = Paginator(processing.held_items(actor), PAGE_SIZE).get_page(request.GET.get("page"))
-    items = list(page.object_list)
-    for item in items:
-        item.collected_at = er7.parse_ts(str(item.data.get("collected", "")))  # type: ignore[attr-defined]
+    page = Paginator(matching.held_items(actor), PAGE_SIZE).get_page(request.GET.get("page"))
+    items = [matching.describe(item) for item in page.object_list]
     return render(request, "web/matching/list.html", {"page": page, "items": items})
 
 
-def _candidates(actor: Any, text: str) -> list[Sample]:
+def _candidates(actor: Actor, text: str) -> list[Sample]:
     """The samples of the actor's labs a person's search names: number or tube barcode, or the patient's document."""
     if not text:
         return []
@@ -61,36 +60,48 @@ def _candidates(actor: Any, text: str) -> list[Sample]:
 @require_http_methods(["GET", "POST"])
 def held_detail(request: HttpRequest, item_id: int) -> HttpResponse:
     actor = _lab_actor(request)
-    item = processing.held_get(actor, item_id)
+    item = matching.held_get(actor, item_id)
     if item is None:
         raise Http404
-    item.collected_at = er7.parse_ts(str(item.data.get("collected", "")))  # type: ignore[attr-defined]
-    search = SearchForm(request.GET or None, initial={"q": (item.data.get("patient") or {}).get("document", "")})
+    summary = matching.describe(item)
+    search = SearchForm(request.GET or None, initial={"q": summary.patient_document})
     text = search.cleaned_data["q"] if search.is_valid() else ""
-    confirm = ConfirmForm(request.POST or None)
-    if request.method == "POST" and confirm.is_valid():
-        sample_id = selectors.pk_from_public_number(confirm.cleaned_data["sample"])
+    action = request.POST.get("action", "confirm") if request.method == "POST" else ""
+    confirm = ConfirmForm(request.POST if action == "confirm" else None)
+    dismiss = DismissForm(request.POST if action == "dismiss" else None)
+    if action == "confirm" and confirm.is_valid():
+        number = confirm.cleaned_data["sample"]
         try:
+            sample_id = selectors.pk_from_public_number(number)
             if sample_id is None:
-                raise Http404
-            new = processing.held_resolve(actor=actor, item_id=item.pk, sample_id=sample_id)
+                raise NotFound(_("Unknown sample."), field="sample")
+            new = matching.held_resolve(actor=actor, item_id=item.pk, sample_id=sample_id)
         except DomainError as exc:
             add_domain_error(confirm, exc, {"sample": "sample"})
         else:
             messages.success(
                 request,
-                _("The result was recorded on sample %(number)s.") % {"number": confirm.cleaned_data["sample"]}
+                _("The result was recorded on sample %(number)s.") % {"number": number}
                 if new.outcome == "accepted"
-                else _("Sample %(number)s already had this result.") % {"number": confirm.cleaned_data["sample"]},
+                else _("Sample %(number)s already had this result.") % {"number": number},
             )
             return redirect("matching:list")
         text = text or str(confirm.data.get("sample", ""))
-    context = {
+    elif action == "dismiss" and dismiss.is_valid():
+        try:
+            matching.held_dismiss(actor=actor, item_id=item.pk, reason=dismiss.cleaned_data["reason"])
+        except DomainError as exc:
+            add_domain_error(dismiss, exc, {"reason": "reason"})
+        else:
+            messages.success(request, _("The result was dismissed; it stays in the intake log with your reason."))
+            return redirect("matching:list")
+    context: dict[str, Any] = {
         "item": item,
-        "data": item.data,
+        "summary": summary,
         "search": search if request.method == "GET" else SearchForm(initial={"q": text}),
         "candidates": _candidates(actor, text),
         "searched": bool(text),
         "confirm": confirm,
+        "dismiss": dismiss,
     }
     return render(request, "web/matching/detail.html", context)

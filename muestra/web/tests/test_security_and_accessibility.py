@@ -60,6 +60,10 @@ PAGES: list[tuple[str, str]] = [
     ("lab_x", "/lab/samples/{lab_sample}/"),  # received: result entry, reject, return, forward
     ("lab_x", "/lab/samples/{late_sample}/"),  # a result with a pending late-correction request
     ("lab_x", "/lab/results/"),
+    ("lab_x", "/supervision/"),
+    ("lab_x", "/uploads/"),
+    ("lab_x", "/matching/"),
+    ("admin", "/supervision/"),
     ("viewer_rm", "/"),
     ("viewer_rm", "/territory/"),
     ("viewer_rm", "/territory/?collected_from=2026-01-10&collected_to=2026-01-01"),  # with field errors

@@ -81,7 +81,10 @@ def upload_list(request: HttpRequest) -> HttpResponse:
 
 
 def _status_context(actor: Actor, intake: Intake, page_number: str | None) -> dict[str, object]:
-    rejected = selectors.intake_items(actor, intake.pk, outcome=IntakeItem.Outcome.REJECTED)
+    # Rows fixed and re-processed since (supervision page) are no longer rejected: their new outcome stands.
+    rejected = selectors.intake_items(actor, intake.pk, outcome=IntakeItem.Outcome.REJECTED).filter(
+        superseded_by__isnull=True
+    )
     unchanged = (
         selectors.intake_items(actor, intake.pk, outcome=IntakeItem.Outcome.UNCHANGED).count()
         if intake.state in (Intake.State.DONE, Intake.State.FAILED)

@@ -97,13 +97,40 @@ def test_a_collection_finds_the_sample_by_tube_barcode(world, fhir, received):
     assert sample.result_value.code == "negative"
 
 
-def test_a_document_finds_the_sample_by_the_labs_own_code_and_ignores_order_answers(world, fhir, received):
+def test_a_document_finds_the_sample_by_the_labs_own_code_and_stores_the_order_answers(world, fhir, received):
     sample = received(client_code="LIS-X-4711")
     response = fhir("key_lab_x").post(load_bundle("document_lab_code", CLIENT_CODE="LIS-X-4711"))
     assert response.status_code == 200, response.json()
     assert statuses(response) == ["200 OK", "201 Created", "201 Created", "200 OK", "201 Created", "201 Created"]
     sample.refresh_from_db()
     assert sample.result_value.code == "positive"
+    assert sample.answers == {"95419-8": "Y"}  # the Observation answering the order's question (basedOn)
+
+
+def test_a_batch_costs_the_same_number_of_queries_for_few_or_many_results(world, fhir, received):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def run(count: int) -> int:
+        entries = []
+        for _ in range(count):
+            sample = received()
+            one = load_bundle("batch_two_results", NUMBER=sample.number)["entry"][:3]
+            for entry in one:  # unique fullUrls per result
+                entry["fullUrl"] = entry["fullUrl"].replace("0000-4000", f"{sample.pk:04d}-4000")
+                for key in ("specimen", "result"):
+                    ref = entry["resource"].get(key)
+                    for r in ref if isinstance(ref, list) else [ref] if ref else []:
+                        r["reference"] = r["reference"].replace("0000-4000", f"{sample.pk:04d}-4000")
+            entries.extend(one)
+        bundle = {"resourceType": "Bundle", "type": "batch", "entry": entries}
+        with CaptureQueriesContext(connection) as queries:
+            response = fhir("key_lab_x").post(bundle)
+        assert statuses(response).count("201 Created") == 3 * count, response.json()
+        return len(queries)
+
+    few, many = run(2), run(10)
+    assert many <= few + 2, (few, many)
 
 
 def test_a_message_may_point_at_our_specimen_by_id(world, fhir, received):
@@ -248,7 +275,7 @@ def test_an_unexpected_error_closes_the_intake_and_answers_an_operation_outcome(
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(ingest, "apply_item", broken)
+    monkeypatch.setattr(ingest, "result_deliver_batch", broken)
     sample = received(test="mpox-pcr", sample_type="lesion-swab")
     response = fhir("key_lab_x").post(load_bundle("batch_mpox", NUMBER=sample.number) | {"id": "boom"})
     assert response.status_code == 500
@@ -260,7 +287,7 @@ def test_a_held_result_is_applied_to_the_sample_a_person_names(world, fhir, rece
     import pytest
 
     from muestra.core.errors import NotFound
-    from muestra.integrations.fhir import matching
+    from muestra.integrations import matching
 
     sample = received(client_code="")
     fhir("key_lab_x").post(load_bundle("batch_two_results", NUMBER="1999999998", NUMBER_2="1999999999"))

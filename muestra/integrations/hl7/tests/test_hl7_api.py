@@ -218,3 +218,67 @@ def test_errors_are_in_the_senders_language(client, world, received):
         HTTP_ACCEPT_LANGUAGE="en",
     )
     assert "does not match" in msa(acks(response)[0])[1]
+
+
+def test_the_orders_answers_are_stored_with_the_sample(client, world, received):
+    body = message("oru_covid_several_obx.hl7", **for_sample(received))
+    assert msa(acks(post(client, body, world.keys["lab_x"]))[0])[0] == "AA"
+    received.refresh_from_db()
+    assert received.answers == {"95419-8": "Yes", "65222-2": "20250301", "95418-0": "No"}
+
+
+def _batch(messages: list[bytes]) -> bytes:
+    now = ts(timezone.now())
+    head = f"FHS|^~\\&|LIS-LABX|LAB X|||{now}\rBHS|^~\\&|LIS-LABX|LAB X|||{now}||||B1\r".encode()
+    return head + b"".join(messages) + f"BTS|{len(messages)}\rFTS|1\r".encode()
+
+
+def test_a_result_and_its_correction_in_one_batch_apply_in_order(client, world, received):
+    other = sample_in_state(S.RECEIVED, taker=world.actors["taker_a"], lab=world.actors["lab_x"])
+    body = _batch(
+        [
+            message("oru_covid_several_obx.hl7", **for_sample(received)),
+            message("oru_correction.hl7", **for_sample(received)),
+            message("oru_covid_several_obx.hl7", **for_sample(other, result_code="260415000")),
+            message("oru_covid_several_obx.hl7", **for_sample(other, result_code="260415000")),  # sent twice
+        ]
+    )
+    envelope = er7.parse(post(client, body, world.keys["lab_x"]).content.decode())
+    assert [msa(m)[0] for m in envelope.messages] == ["AA"] * 4, [msa(m)[1] for m in envelope.messages]
+    received.refresh_from_db()
+    other.refresh_from_db()
+    assert received.result_value.code == "negative" and received.results.count() == 2
+    assert other.result_value.code == "negative" and other.results.count() == 1
+    outcomes = list(Intake.objects.get(channel="hl7").items.order_by("position").values_list("outcome", flat=True))
+    assert outcomes == ["accepted", "accepted", "accepted", "unchanged"]
+
+
+def test_a_batch_costs_the_same_number_of_queries_for_few_or_many_messages(
+    client, world, django_assert_max_num_queries
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from muestra.integrations.hl7 import processing
+
+    def run(count: int) -> int:
+        samples = [
+            sample_in_state(S.DISPATCHED, taker=world.actors["taker_a"], lab=world.actors["lab_x"])
+            for _ in range(count)
+        ]
+        body = _batch(
+            [
+                message("oru_covid_several_obx.hl7", **for_sample(s, specimen=s.number, result_code="125154007"))
+                .replace(b"OBX|2|CWE", b"OBX|2|XXX")  # no answers: the plain path
+                .replace(b"OBX|3|DT", b"OBX|3|XXX")
+                .replace(b"OBX|4|CWE", b"OBX|4|XXX")
+                for s in samples
+            ]
+        )
+        with CaptureQueriesContext(connection) as queries:
+            answer = processing.receive(world.actors["key_lab_x"], body)
+        assert answer.body.count("MSA|AA|") == count, answer.body
+        return len(queries)
+
+    few, many = run(2), run(12)
+    assert many <= few + 2, (few, many)

@@ -1,4 +1,4 @@
-# mypy: disable-error-code="union-attr,arg-type"
+# mypy: disable-error-code="union-attr,arg-type,misc"
 from __future__ import annotations
 
 from datetime import timedelta
@@ -111,11 +111,105 @@ def test_other_labs_and_takers_get_404(client, world, sample):
 def test_the_list_runs_a_bounded_number_of_queries(client, world, sample, django_assert_max_num_queries):
     for i in range(3):
         _hold(client, world, sample, specimen=f"TUBE-A-{i}")
+    _hold_fhir(world, code="LIS-A")
     staff = login_with_second_factor(client, world.users["lab_x"])
     staff.get("/matching/")
     with django_assert_max_num_queries(12):
         staff.get("/matching/")
     for i in range(12):
         _hold(client, world, sample, specimen=f"TUBE-B-{i}")
+        _hold_fhir(world, code=f"LIS-B-{i}")
     with django_assert_max_num_queries(12):  # the same bound with five times the rows
         assert staff.get("/matching/").status_code == 200
+
+
+def _hold_fhir(world, *, code="LIS-UNKNOWN-9"):
+    """The LIS sends a FHIR document naming a sample only by a lab code Muestra does not know: it is held."""
+    import json
+
+    from muestra.integrations.fhir import ingest
+    from muestra.integrations.fhir.tests.conftest import load_bundle
+
+    bundle = load_bundle("document_lab_code", CLIENT_CODE=code, RUN="12345678-5")
+    answer = ingest.process_bundle(world.actors["key_lab_x"], json.dumps(bundle).encode())
+    assert answer.status == 200
+    return IntakeItem.objects.filter(outcome=IntakeItem.Outcome.HELD, data__has_key="identifiers").latest("pk")
+
+
+def test_held_results_of_every_channel_are_listed_and_fhir_is_resolved(client, world, sample):
+    hl7_item = _hold(client, world, sample)
+    fhir_item = _hold_fhir(world)
+    staff = login_with_second_factor(client, world.users["lab_x"])
+    page = staff.get("/matching/").content.decode()
+    assert "(2)" in page
+    assert page.index("TUBE-UNKNOWN-1") < page.index("LIS-UNKNOWN-9")  # oldest first
+    assert "HL7 v2" in page and "FHIR" in page
+    assert "12345678-5" in page  # the patient the FHIR document named, as context for the person
+    detail = staff.get(f"/matching/{fhir_item.pk}/").content.decode()
+    assert "LIS-UNKNOWN-9" in detail and "laboratory&#x27;s code" in detail
+
+    response = staff.post(f"/matching/{fhir_item.pk}/", {"action": "confirm", "sample": sample.number})
+    assert response.status_code == 302
+    sample.refresh_from_db()
+    assert sample.state == S.RESULT and sample.result_value.code == "positive"
+    assert sample.answers == {"95419-8": "Y"}  # the order's answer came with the result
+    intake = Intake.objects.get(pk=fhir_item.intake_id)
+    assert intake.held == 0  # the result and its companion entries (specimen, report...) are settled together
+    assert [i.pk for i in IntakeItem.objects.filter(superseded_by__isnull=True, outcome="held")] == [hl7_item.pk]
+
+
+def test_a_held_result_is_dismissed_with_a_reason(client, world, sample):
+    from muestra.audit.models import AuditEntry
+
+    item = _hold(client, world, sample)
+    staff = login_with_second_factor(client, world.users["lab_x"])
+    refused = staff.post(f"/matching/{item.pk}/", {"action": "dismiss", "reason": "   "})
+    assert refused.status_code == 200 and 'role="alert"' in refused.content.decode()
+    item.refresh_from_db()
+    assert item.superseded_by_id is None
+
+    response = staff.post(f"/matching/{item.pk}/", {"action": "dismiss", "reason": "Duplicate of LIS-87"})
+    assert response.status_code == 302 and response["Location"] == "/matching/"
+    item.refresh_from_db()
+    new = IntakeItem.objects.get(pk=item.superseded_by_id)
+    assert (new.outcome, new.sample_id) == ("rejected", None)
+    assert new.data["dismiss_reason"] == "Duplicate of LIS-87" and new.data["dismissed_from"] == item.pk
+    assert "Duplicate of LIS-87" in new.errors[0]["message"]
+    intake = Intake.objects.get(pk=item.intake_id)
+    assert (intake.held, intake.rejected) == (0, 1)
+    entry = AuditEntry.objects.filter(action="intake.item_dismissed").get()
+    assert entry.object_id == str(new.pk) and "Duplicate" not in str(entry.data)
+    sample.refresh_from_db()
+    assert sample.state == S.RECEIVED
+    assert "(0)" in staff.get("/matching/").content.decode()
+    assert staff.get(f"/matching/{item.pk}/").status_code == 404
+
+
+def test_a_settled_item_cannot_be_dismissed_or_matched_again(client, world, sample):
+    from muestra.core.errors import Conflict, NotFound
+    from muestra.integrations import matching
+
+    item = _hold(client, world, sample)
+    lab_x, lab_y = world.actors["lab_x"], world.actors["lab_y"]
+    with pytest.raises(NotFound):
+        matching.held_dismiss(actor=lab_y, item_id=item.pk, reason="not ours")
+    with pytest.raises(NotFound):
+        matching.held_resolve(actor=lab_y, item_id=item.pk, sample_id=sample.pk)
+    assert matching.held_get(lab_y, item.pk) is None and not matching.held_items(lab_y).exists()
+    matching.held_resolve(actor=lab_x, item_id=item.pk, sample_id=sample.pk)
+    with pytest.raises(Conflict):
+        matching.held_dismiss(actor=lab_x, item_id=item.pk, reason="not ours")
+    with pytest.raises(Conflict):
+        matching.held_resolve(actor=lab_x, item_id=item.pk, sample_id=sample.pk)
+
+
+def test_other_labs_cannot_dismiss(client, world, sample):
+    item = _hold(client, world, sample)
+    fhir_item = _hold_fhir(world)
+    lab_y = login_with_second_factor(client, world.users["lab_y"])
+    for held in (item, fhir_item):
+        assert lab_y.get(f"/matching/{held.pk}/").status_code == 404
+        assert lab_y.post(f"/matching/{held.pk}/", {"action": "dismiss", "reason": "not ours"}).status_code == 404
+        held.refresh_from_db()
+        assert held.superseded_by_id is None
+    assert "LIS-UNKNOWN-9" not in lab_y.get("/matching/").content.decode()

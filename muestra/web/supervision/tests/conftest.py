@@ -1,0 +1,1 @@
+from muestra.integrations.bulk.tests.conftest import immediate_tasks  # noqa: F401
