@@ -583,6 +583,41 @@ class _Scenario:
                 actor=self.actors["lab_x"], sample_id=sample.pk, received_at=self.ago(18), channel=Channel.API
             )
         self.result("lab_x", lis[0], "negative", hours_ago=8, channel=Channel.API)
+        self.lab_x_integrations(lis)
+
+    def lab_x_integrations(self, lis: list[Sample]) -> None:
+        """What the supervision and matching screens show: a results file with one good row and one whose patient
+        does not match (to fix and re-process), and an HL7 result for a specimen nobody knows (held to match)."""
+        from muestra.integrations.bulk.processing import process_intake
+        from muestra.integrations.bulk.services import upload_submit
+        from muestra.integrations.hl7 import er7
+        from muestra.integrations.hl7 import processing as hl7
+
+        lab = self.actors["lab_x"]
+        good, wrong = lis[1], lis[2]
+        document = good.patient.document_number if good.patient else ""
+        rows = [
+            "ID Muestra;ID Paciente;Resultado",
+            f"{good.number};{document};Muestra no apta",
+            f"{wrong.number};{document};Muestra no apta",  # the patient of the other row: rejected, fixable
+        ]
+        intake, _created = upload_submit(
+            actor=lab,
+            kind="results-national",
+            filename="resultados-lab-x.csv",
+            content=("\n".join(rows) + "\n").encode(),
+        )
+        process_intake(intake.pk)  # now, so the demo does not wait for the task worker
+        now = er7.format_ts(self.now)
+        collected = er7.format_ts(self.ago(20))
+        message = (
+            f"MSH|^~\\&|LIS-X|LAB X|MUESTRA|MINSAL|{now}||ORU^R01^ORU_R01|DEMO-HL7-1|P|2.5.1\r"
+            "PID|1||12345678-5^^^CL&&ISO^NNCHL||Pérez^María José||19850517|F\r"
+            f"OBR|1|LIS-DEMO-404|LIS-DEMO-404|94500-6^SARS-CoV-2 RNA NAA^LN|||{collected}|||||||||||||||{now}|||F\r"
+            "OBX|1|CWE|94500-6^SARS-CoV-2 RNA NAA^LN||125154007^Specimen unsatisfactory for evaluation^SCT||||||F\r"
+            f"SPM|1|LIS-DEMO-404||258500001^Nasopharyngeal swab^SCT|||||||||||||{collected}\r"
+        )
+        hl7.receive(lab, message.encode())
 
 
 # --- what demo_info shows ------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from muestra.audit.models import AuditEntry
 from muestra.demo import seed
 from muestra.demo.world import DEMO_PERSONAS, ESTABLISHMENT_VN, LAB_VN, PERSONAS
 from muestra.facilities.models import Establishment, LabAssignment, Laboratory
+from muestra.integrations.models import Intake, IntakeChannel, IntakeItem
 from muestra.patients.models import Patient
 from muestra.samples.models import EventKind, Result, Sample, SampleEvent, SampleState, Shipment, ShipmentItem
 
@@ -36,6 +37,8 @@ def _counts() -> dict[str, int]:
         Laboratory,
         LabAssignment,
         ApiKey,
+        Intake,
+        IntakeItem,
     ]
     return {model.__name__: model.objects.count() for model in models}
 
@@ -92,6 +95,17 @@ def test_every_state_and_story_is_there() -> None:
     assert all(now - timedelta(days=3) <= s.collected_at <= now for s in demo)
     assert not demo.filter(registered_by__isnull=True).exists()
     assert seed.demo_present()
+
+
+def test_lab_x_has_something_to_supervise_and_to_match() -> None:
+    _seed()
+    lab_x = Laboratory.objects.get(platform_id=1000000001)
+    upload = Intake.objects.get(channel=IntakeChannel.FILE, laboratory=lab_x)
+    assert (upload.state, upload.accepted, upload.rejected) == (Intake.State.DONE, 1, 1)
+    wrong_row = upload.items.get(outcome=IntakeItem.Outcome.REJECTED)
+    assert wrong_row.errors[0]["field"] == "patient" and wrong_row.data  # its input is kept, to fix on the page
+    held = IntakeItem.objects.get(intake__channel=IntakeChannel.HL7, intake__laboratory=lab_x)
+    assert held.outcome == IntakeItem.Outcome.HELD and held.reference
 
 
 def test_vietnam_profile_is_visible() -> None:
