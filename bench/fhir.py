@@ -15,15 +15,11 @@ from __future__ import annotations
 
 import argparse
 import base64
-import cProfile
 import json
-import os
-import pstats
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
+
+from bench import ingest
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/muestra_bench_fhir"
 PDF = base64.b64encode(b"%PDF-1.4\n% bench signed report\n%%EOF\n").decode()
@@ -84,74 +80,41 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    os.environ.setdefault("BENCH_DATABASE_URL", DEFAULT_URL)
-    from bench.harness import _env, fresh_database
-    from bench.results_baseline import compared
-
-    if not args.reuse_database:
-        fresh_database()
-    os.environ.update({k: v for k, v in _env().items() if k in {"DATABASE_URL", "DJANGO_DEBUG", "AXES_ENABLED"}})
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "muestra.settings")
-    os.environ["TASKS_BACKEND"] = "django_tasks.backends.dummy.DummyBackend"
-    import django
-
-    django.setup()
+    ingest.setup_django(DEFAULT_URL, fresh=not args.reuse_database)
     from django.db import connection
     from django.utils import timezone
 
-    from muestra.accounts.scoping import SYSTEM, actor_for_api_key
-    from muestra.accounts.services import api_key_issue
-    from muestra.demo.builders import sample_input
-    from muestra.facilities.models import Laboratory
-    from muestra.integrations.fhir import ingest
-    from muestra.samples import services
+    from bench.results_baseline import compared
+    from muestra.integrations.fhir import ingest as fhir_ingest
 
-    key, _raw = api_key_issue(
-        actor=SYSTEM, name=f"bench fhir {time.time()}", laboratory=Laboratory.objects.get(platform_id=1000000001)
-    )
-    actor = actor_for_api_key(key)
-    numbers: list[int] = []
-    while len(numbers) < args.results:
-        size = min(1000, args.results - len(numbers))
-        for outcome in services.sample_register_batch(actor=actor, items=[sample_input() for _ in range(size)]):
-            assert outcome.sample is not None, outcome.errors
-            numbers.append(outcome.sample.number)
-    with connection.cursor() as cursor:  # fresh statistics, as a live database has: the planner then uses the keys
-        cursor.execute("ANALYZE")
+    actor = ingest.lab_x_actor("bench fhir")
+    numbers = ingest.registered_samples(actor, args.results, lambda s: s.number)
     issued = timezone.now().isoformat()
 
     def bodies() -> Iterator[bytes]:
         # Built one at a time (outside the timed part), so the peak memory is the processing's, not 100 MB of JSON.
-        for start in range(0, len(numbers), args.batch):
+        for start, chunk in ingest.chunks(numbers, args.batch):
             entries = [
                 entry
-                for i, number in enumerate(numbers[start : start + args.batch], start=start)
+                for i, number in enumerate(chunk, start=start)
                 for entry in _entries(i, number, issued, args.with_report)
             ]
             yield json.dumps({"resourceType": "Bundle", "type": "batch", "entry": entries}).encode()
 
     # The share of the time spent validating with fhir.resources, measured on one Bundle.
-    started = time.perf_counter()
-    ingest.parse_bundle(next(bodies()))
-    parse_seconds = time.perf_counter() - started
+    validation = ingest.Timed()
+    validation.run([next(bodies())], fhir_ingest.parse_bundle)
 
     created = 0
-    profiler = cProfile.Profile() if args.profile else None
-    if profiler is not None:
-        profiler.enable()
-    seconds = 0.0
-    for body in bodies():
-        started = time.perf_counter()
-        answer = ingest.process_bundle(actor, body)
-        seconds += time.perf_counter() - started
+
+    def process(body: bytes) -> None:
+        nonlocal created
+        answer = fhir_ingest.process_bundle(actor, body)
         created += sum(1 for e in answer.body["entry"] if e["response"]["status"].startswith("201")) // 3
-    if profiler is not None:
-        profiler.disable()
-        stats = pstats.Stats(profiler, stream=sys.stderr)
-        stats.sort_stats("cumulative").print_stats(args.profile)
-        stats.sort_stats("tottime").print_stats(args.profile)
-    status = Path("/proc/self/status").read_text()
-    hwm_kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
+
+    timed = ingest.Timed(profile=args.profile)
+    timed.run(bodies(), process)
+    seconds = timed.seconds
     print(
         json.dumps(
             {
@@ -163,8 +126,8 @@ def main() -> None:
                 "recorded": created,
                 "seconds": round(seconds, 1),
                 "results_per_s": round(len(numbers) / seconds, 1) if seconds else None,
-                "validation_seconds_per_bundle": round(parse_seconds, 2),
-                "peak_rss_mb": round(hwm_kb / 1024, 1),
+                "validation_seconds_per_bundle": round(validation.seconds, 2),
+                "peak_rss_mb": ingest.peak_rss_mb(),
                 # The raw-SQL writes of the same results on this database (bench/results_baseline.py), measured after.
                 **(compared(len(numbers) / seconds, len(numbers)) if seconds else {}),
             }

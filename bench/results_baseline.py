@@ -86,21 +86,14 @@ def deliver_raw(url: str, sample_ids: list[int], *, batch: int = BATCH) -> float
 
 def prepare_samples(count: int) -> list[int]:
     """Registers `count` samples of establishment A for lab X through the service (untimed); returns their ids."""
+    from bench.ingest import registered_samples
+    from muestra.accounts.scoping import SYSTEM
+
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "muestra.settings")
     import django
 
     django.setup()
-    from muestra.accounts.scoping import SYSTEM
-    from muestra.demo.builders import sample_input
-    from muestra.samples import services
-
-    ids: list[int] = []
-    while len(ids) < count:
-        size = min(1000, count - len(ids))
-        for outcome in services.sample_register_batch(actor=SYSTEM, items=[sample_input() for _ in range(size)]):
-            assert outcome.sample is not None, outcome.errors
-            ids.append(outcome.sample.pk)
-    return ids
+    return registered_samples(SYSTEM, count, lambda s: s.pk)
 
 
 def compared(rate: float, count: int) -> dict[str, float]:

@@ -4,8 +4,9 @@ error responses every operation documents, and cursor handling."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
+from django.db.models import Model, QuerySet
 from django.utils.translation import gettext_lazy as _
 
 from muestra.accounts.scoping import Actor
@@ -93,3 +94,11 @@ def audit_reads(
     (a filter may be a document number). The staff screens audit their reads with this too (channel "web")."""
     facts = {"channel": channel, **(data or {})}
     audit_record_many(actor=actor.label, items=[AuditItem(action, "sample", n, facts) for n in numbers])
+
+
+M = TypeVar("M", bound=Model)
+
+
+def page_after(queryset: QuerySet[M], cursor: str | None, limit: int) -> selectors.Page[M]:
+    """One keyset page (by primary key) of `queryset` after the request's `cursor`, like /samples' pages."""
+    return selectors.paginate(queryset, after_id=after_id(cursor), limit=limit)

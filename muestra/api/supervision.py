@@ -21,13 +21,13 @@ from pydantic import BaseModel, Field
 
 from muestra.accounts.scoping import Actor
 from muestra.api.auth import actor_of
-from muestra.api.common import ERRORS, after_id
+from muestra.api.common import ERRORS, page_after
 from muestra.api.idempotency import idempotent
 from muestra.core.errors import NotFound, PermissionDenied, ValidationFailed
 from muestra.facilities.models import Laboratory
 from muestra.integrations import selectors, services
 from muestra.integrations.models import IntakeItem
-from muestra.samples.selectors import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, encode_cursor, public_number, samples_complete
+from muestra.samples.selectors import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, public_number, samples_complete
 
 router = Router(tags=["supervision"])
 
@@ -191,7 +191,7 @@ def _item_out(item: IntakeItem) -> ItemOut:
 
 def _visible_item(actor: Actor, item_id: int) -> IntakeItem:
     item = selectors.supervision_item_get(actor, item_id)
-    if item is None or not (actor.is_admin or item.intake.laboratory_id in actor.laboratory_ids):
+    if item is None:
         raise NotFound(_("Received item not found."), field="item")
     return item
 
@@ -263,13 +263,8 @@ def supervision_items(request: HttpRequest, filters: Query[ItemQuery]) -> ItemPa
         channel=filters.channel,
         current_only=filters.current,
     )
-    last = after_id(filters.cursor)
-    if last is not None:
-        items = items.filter(pk__gt=last)
-    page = list(items[: filters.limit + 1])
-    more = len(page) > filters.limit
-    page = page[: filters.limit]
-    return ItemPage(items=[_item_out(i) for i in page], next_cursor=encode_cursor(page[-1].pk) if more else None)
+    page = page_after(items, filters.cursor, filters.limit)
+    return ItemPage(items=[_item_out(i) for i in page.items], next_cursor=page.next_cursor)
 
 
 @router.get(
@@ -293,12 +288,7 @@ def supervision_overdue(request: HttpRequest, filters: Query[OverdueQuery]) -> O
     actor = _supervisor(request)
     now = timezone.now()
     samples = selectors.overdue_samples(actor, laboratory_id=_lab_pk(actor, filters.laboratory), now=now).order_by("pk")
-    last = after_id(filters.cursor)
-    if last is not None:
-        samples = samples.filter(pk__gt=last)
-    page = samples_complete(list(samples[: filters.limit + 1]))
-    more = len(page) > filters.limit
-    page = page[: filters.limit]
+    page = page_after(samples, filters.cursor, filters.limit)
     return OverduePage(
         items=[
             OverdueOut(
@@ -308,9 +298,9 @@ def supervision_overdue(request: HttpRequest, filters: Query[OverdueQuery]) -> O
                 received_at=s.received_at,  # type: ignore[arg-type]
                 hours_waiting=selectors.hours_since(s.received_at, now) or 0,
             )
-            for s in page
+            for s in samples_complete(page.items)
         ],
-        next_cursor=encode_cursor(page[-1].pk) if more else None,
+        next_cursor=page.next_cursor,
     )
 
 

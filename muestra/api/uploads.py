@@ -20,13 +20,13 @@ from pydantic import BaseModel, Field
 
 from muestra.accounts.scoping import Actor
 from muestra.api.auth import actor_of
-from muestra.api.common import ERRORS, after_id
+from muestra.api.common import ERRORS, page_after
 from muestra.core.errors import NotFound
 from muestra.integrations import selectors
 from muestra.integrations.bulk import report, services
 from muestra.integrations.bulk.templates import KINDS
 from muestra.integrations.models import Intake, IntakeChannel, IntakeItem
-from muestra.samples.selectors import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, encode_cursor, public_number
+from muestra.samples.selectors import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, public_number
 
 router = Router(tags=["uploads"])
 
@@ -154,12 +154,7 @@ def upload_outcomes(request: HttpRequest, upload_id: int, filters: Query[Outcome
     actor = actor_of(request)
     intake = _visible(actor, upload_id)
     items = selectors.intake_items(actor, intake.pk, outcome=filters.outcome).order_by("pk")
-    last = after_id(filters.cursor)
-    if last is not None:
-        items = items.filter(pk__gt=last)
-    page = list(items[: filters.limit + 1])
-    more = len(page) > filters.limit
-    page = page[: filters.limit]
+    page = page_after(items, filters.cursor, filters.limit)
     return OutcomePage(
         items=[
             RowOutcomeOut(
@@ -169,9 +164,9 @@ def upload_outcomes(request: HttpRequest, upload_id: int, filters: Query[Outcome
                 sample=public_number(i.sample_id) if i.sample_id else None,
                 errors=[RowErrorOut(**e) for e in i.errors],
             )
-            for i in page
+            for i in page.items
         ],
-        next_cursor=encode_cursor(page[-1].pk) if more else None,
+        next_cursor=page.next_cursor,
     )
 
 

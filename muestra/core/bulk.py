@@ -91,7 +91,11 @@ def bulk_insert_rows(model: type[M], objs: Sequence[M]) -> list[M]:
     fields: list[Any] = list(meta.concrete_fields)
     quote = connection.ops.quote_name
     table = quote(meta.db_table)
-    with connection.cursor() as cursor:
+    for obj in objs:
+        # As bulk_create does: a related object saved after this one was built gives its id now.
+        obj._prepare_related_fields_for_save(operation_name="bulk_insert_rows")  # type: ignore[attr-defined]
+    # psycopg's own errors (a unique code taken meanwhile) surface as Django's, e.g. IntegrityError.
+    with connection.wrap_database_errors, connection.cursor() as cursor:
         missing = [obj for obj in objs if obj.pk is None]
         if missing:
             cursor.execute(

@@ -133,8 +133,20 @@ def supervision_items(
     return queryset.select_related("intake", "intake__laboratory").order_by("pk")
 
 
+def _supervised(actor: Actor, laboratory_id: int | None) -> bool:
+    return actor.is_admin or laboratory_id in actor.laboratory_ids
+
+
 def supervision_item_get(actor: Actor, item_id: int) -> IntakeItem | None:
-    return scoped(actor, IntakeItem.objects.filter(pk=item_id)).select_related("intake", "intake__laboratory").first()
+    """One item of the actor's labs (every lab for administrators); None when missing or out of scope."""
+    item = scoped(actor, IntakeItem.objects.filter(pk=item_id)).select_related("intake", "intake__laboratory").first()
+    return item if item is not None and _supervised(actor, item.intake.laboratory_id) else None
+
+
+def supervision_intake_get(actor: Actor, intake_id: int) -> Intake | None:
+    """One received unit of the actor's labs (every lab for administrators); None when missing or out of scope."""
+    intake = intake_get(actor, intake_id)
+    return intake if intake is not None and _supervised(actor, intake.laboratory_id) else None
 
 
 def _target_hours() -> int:

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Generic, TypeVar
 
-from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery, prefetch_related_objects
+from django.db.models import Count, Model, OuterRef, Prefetch, Q, QuerySet, Subquery, prefetch_related_objects
 
 from muestra.accounts.scoping import Actor, scoped
 from muestra.catalog.models import (
@@ -99,7 +99,10 @@ class Page(Generic[T]):
     next_cursor: str | None
 
 
-def _paginate(queryset: QuerySet[M], *, after_id: int | None, limit: int) -> Page[M]:
+AnyModel = TypeVar("AnyModel", bound=Model)
+
+
+def paginate(queryset: QuerySet[AnyModel], *, after_id: int | None, limit: int) -> Page[AnyModel]:
     """Keyset pagination on the primary key: stable under concurrent inserts and O(limit) at any depth."""
     limit = max(1, min(limit, MAX_PAGE_SIZE))
     if after_id is not None:
@@ -200,7 +203,7 @@ def sample_page(
 ) -> Page[Sample]:
     """One page of the samples the actor may see, oldest first (a sync client walks forward to the newest)."""
     queryset = _filter_samples(scoped(actor, Sample.objects.all()), filters)
-    page = _paginate(_with_representation(queryset), after_id=after_id, limit=limit)
+    page = paginate(_with_representation(queryset), after_id=after_id, limit=limit)
     _complete(page.items)
     return page
 
@@ -407,7 +410,7 @@ def shipment_page(
         queryset = queryset.filter(laboratory__platform_id=filters.laboratory)
     if filters.establishment:
         queryset = queryset.filter(establishment__code=filters.establishment)
-    return _paginate(_shipment_representation(queryset), after_id=after_id, limit=limit)
+    return paginate(_shipment_representation(queryset), after_id=after_id, limit=limit)
 
 
 def shipment_get(actor: Actor, shipment_id: int | None) -> Shipment | None:

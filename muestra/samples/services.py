@@ -119,11 +119,7 @@ class _Recorder:
     def flush(self) -> None:
         if self.events:
             if len(self.events) >= self.copy_from:
-                for event in self.events:  # as bulk_create does: a sample saved after its event was built
-                    if event.sample_id is None:
-                        event.sample_id = event.sample.pk
-                with transaction.get_connection().wrap_database_errors:
-                    bulk_insert_rows(SampleEvent, self.events)
+                bulk_insert_rows(SampleEvent, self.events)
             else:
                 SampleEvent.objects.bulk_create(self.events)
             ids = [e.pk for e in self.events if e.pk is not None]
@@ -537,9 +533,7 @@ def _register_bulk(
             if resolved.patient is not None:
                 sample.patient = next(patient_iter)
             samples.append(sample)
-        # COPY on PostgreSQL; psycopg's own errors (a code taken meanwhile) become Django's IntegrityError.
-        with transaction.get_connection().wrap_database_errors:
-            bulk_insert_rows(Sample, samples)
+        bulk_insert_rows(Sample, samples)  # a code taken meanwhile is an IntegrityError, as with bulk_create
         for sample in samples:
             rec.event(
                 sample,

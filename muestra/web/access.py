@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 
@@ -47,3 +47,11 @@ def request_actor(request: HttpRequest) -> Actor:
         cached = actor_for_user(user)
         request._muestra_actor = cached  # type: ignore[attr-defined]
     return cached
+
+
+def actor_or_404(request: HttpRequest, allowed: Callable[[Actor], object]) -> Actor:
+    """The request's actor when `allowed(actor)` holds; 404 otherwise (another role's page looks like a missing one)."""
+    actor = request_actor(request)
+    if not allowed(actor):
+        raise Http404
+    return actor

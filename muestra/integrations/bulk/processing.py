@@ -25,7 +25,7 @@ from django.db.models import Max
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from muestra.accounts.scoping import SYSTEM, Actor, actor_for_api_key, actor_for_user, scoped
+from muestra.accounts.scoping import SYSTEM, Actor, actor_for_api_key, actor_for_user
 from muestra.catalog.models import ResultValue
 from muestra.core.errors import DomainError, FieldError
 from muestra.integrations import services as intake_services
@@ -34,8 +34,10 @@ from muestra.integrations.bulk.templates import KINDS, Kind
 from muestra.integrations.models import Intake, IntakeItem
 from muestra.integrations.pntm import mapping
 from muestra.integrations.pntm.parsing import ParseError, parse_datetime, parse_run
+from muestra.patients.models import Patient
 from muestra.samples import lookups, services
 from muestra.samples.models import Channel, Sample
+from muestra.samples.selectors import IdentifierKind, SampleIdentifier, samples_by_identifiers
 
 logger = logging.getLogger(__name__)
 
@@ -140,22 +142,18 @@ def _digits(text: str) -> str:
 
 def _results_chunk(actor: Actor, chunk: list[tuple[int, dict[str, str]]], seen: dict[str, int]) -> list[Record]:
     refs = {pos: row.get("sample", "").strip() for pos, row in chunk}
-    pks: dict[str, int] = {}
-    tubes = [r for r in refs.values() if r and not r.isdigit()]
-    for ref in refs.values():
-        if ref.isdigit():
-            pk = Sample.pk_from_number(ref)
-            if pk is not None:
-                pks[ref] = pk
-    if tubes:
-        for tube, pk in scoped(actor, Sample.objects.filter(tube_code__in=tubes)).values_list("tube_code", "pk"):
-            pks[str(tube)] = pk
-    visible = {
-        pk: (document or "", state)
-        for pk, document, state in scoped(actor, Sample.objects.filter(pk__in=set(pks.values()))).values_list(
-            "pk", "patient__document_number", "state"
-        )
+    # A reference is our public number (digits) or the tube's barcode: the visible samples in one query, then
+    # their patients' documents in one more.
+    identifiers = {
+        ref: SampleIdentifier(ref, IdentifierKind.NUMBER if ref.isdigit() else IdentifierKind.TUBE)
+        for ref in refs.values()
+        if ref
     }
+    found = samples_by_identifiers(actor, identifiers.values(), fields=["patient_id"])
+    pks = {ref: min(named) for ref, identifier in identifiers.items() if (named := found.named.get(identifier))}
+    patient_ids = {s.patient_id for s in found.samples.values() if s.patient_id is not None}
+    documents = dict(Patient.objects.filter(pk__in=patient_ids).values_list("pk", "document_number"))
+    visible = {pk: (documents.get(s.patient_id) if s.patient_id else None) or "" for pk, s in found.samples.items()}
     records: dict[int, Record] = {}
     ready: list[tuple[int, dict[str, str], str, services.ResultItem]] = []
     for pos, row in chunk:
@@ -182,7 +180,7 @@ def _result_row(
     row: dict[str, str],
     ref: str,
     pk: int | None,
-    visible: dict[int, tuple[str, str]],
+    visible: dict[int, str],
     seen: dict[str, int],
 ) -> Record | services.ResultItem:
     """The row's refusal by the file's own checks, or the result it asks the service to deliver."""
@@ -205,7 +203,7 @@ def _result_row(
             "not_found",
             _("Unknown sample %(sample)s (or not assigned to your laboratory).") % {"sample": ref},
         )
-    document, _state = visible[pk]
+    document = visible[pk]
     patient = row.get("patient", "").strip()
     if patient:
         if _RUN_LIKE.match(patient) and "-" in document:  # the sample's patient has a RUN: check this one's digit

@@ -151,8 +151,6 @@ KINDS: dict[str, Kind] = {
     )
 }
 
-# The field names of the results kinds, and "patient_document" spelled as our template writes it.
-RESULT_ALIASES["patient_document"] = "patient"
 assert all(fold_header(name) in (RESULT_ALIASES | SAMPLE_ALIASES) for k in KINDS.values() for name, _v in k.columns)
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.bundle import Bundle
@@ -786,6 +787,13 @@ class EntryResult:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+def _informational(entry: Entry, message: str | Promise) -> EntryResult:
+    """An entry accepted but not stored on its own."""
+    return EntryResult(
+        200, IntakeItem.Outcome.UNCHANGED, [Issue("information", "informational", message, [entry.path])]
+    )
+
+
 def _entry_results(entries: list[Entry], items: list[Item], links: dict[int, list[Item]]) -> list[EntryResult]:
     results = []
     for entry in entries:
@@ -793,37 +801,13 @@ def _entry_results(entries: list[Entry], items: list[Item], links: dict[int, lis
             results.append(EntryResult(422, IntakeItem.Outcome.REJECTED, entry.issues))
             continue
         linked = links.get(entry.index, [])
-        if not linked and entry.answer:
-            results.append(
-                EntryResult(
-                    200,
-                    IntakeItem.Outcome.UNCHANGED,
-                    [
-                        Issue(
-                            "information",
-                            "informational",
-                            _("An answer to the order's questions: stored with the sample of its result."),
-                            [entry.path],
-                        )
-                    ],
-                )
-            )
-            continue
         if not linked:
-            results.append(
-                EntryResult(
-                    200,
-                    IntakeItem.Outcome.UNCHANGED,
-                    [
-                        Issue(
-                            "information",
-                            "informational",
-                            _("Not stored: this entry is not part of a result (or is context only)."),
-                            [entry.path],
-                        )
-                    ],
-                )
+            message = (
+                _("An answer to the order's questions: stored with the sample of its result.")
+                if entry.answer
+                else _("Not stored: this entry is not part of a result (or is context only).")
             )
+            results.append(_informational(entry, message))
             continue
         worst = max(linked, key=lambda i: (i.status >= 300, i.status))
         own = worst.observation is entry

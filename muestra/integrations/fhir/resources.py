@@ -141,22 +141,31 @@ def _subject_or_specimen(sample: Sample) -> dict[str, Any]:
     return _subject(sample) or _ref("Specimen", sample.number)
 
 
-def observation(actor: Actor, sample: Sample) -> dict[str, Any]:
-    """The sample's current result (only for samples with one)."""
-    value = sample.result_value
-    assert value is not None
-    resource: dict[str, Any] = {
-        "resourceType": "Observation",
+def _result_base(resource_type: str, sample: Sample, *, category: list[dict[str, Any]]) -> dict[str, Any]:
+    """What an Observation and a DiagnosticReport of the sample's result share, in FHIR's element order."""
+    return {
+        "resourceType": resource_type,
         "id": str(sample.number),
         "meta": _meta(sample),
         "identifier": [{"system": systems.SAMPLE_NUMBER, "value": str(sample.number)}],
         "basedOn": [_ref("ServiceRequest", sample.number)],
         "status": _result_status(sample),
-        "category": [{"coding": [_coding(systems.OBSERVATION_CATEGORY, "laboratory")]}],
+        "category": category,
         "code": _test_code(sample),
         "subject": _subject_or_specimen(sample),
         "effectiveDateTime": instant(sample.collected_at),
         "issued": instant(sample.result_at),
+    }
+
+
+def observation(actor: Actor, sample: Sample) -> dict[str, Any]:
+    """The sample's current result (only for samples with one)."""
+    value = sample.result_value
+    assert value is not None
+    resource: dict[str, Any] = {
+        **_result_base(
+            "Observation", sample, category=[{"coding": [_coding(systems.OBSERVATION_CATEGORY, "laboratory")]}]
+        ),
         "valueCodeableConcept": {
             "coding": [_coding(systems.SNOMED, value.snomed_code, value.name_en or value.name)],
             "text": value.display_name,
@@ -175,17 +184,11 @@ def diagnostic_report(actor: Actor, sample: Sample, *, base_url: str) -> dict[st
     value = sample.result_value
     assert value is not None
     resource: dict[str, Any] = {
-        "resourceType": "DiagnosticReport",
-        "id": str(sample.number),
-        "meta": _meta(sample),
-        "identifier": [{"system": systems.SAMPLE_NUMBER, "value": str(sample.number)}],
-        "basedOn": [_ref("ServiceRequest", sample.number)],
-        "status": _result_status(sample),
-        "category": [{"coding": [_coding(systems.DIAGNOSTIC_SERVICE_SECTION, "LAB", "Laboratory")]}],
-        "code": _test_code(sample),
-        "subject": _subject_or_specimen(sample),
-        "effectiveDateTime": instant(sample.collected_at),
-        "issued": instant(sample.result_at),
+        **_result_base(
+            "DiagnosticReport",
+            sample,
+            category=[{"coding": [_coding(systems.DIAGNOSTIC_SERVICE_SECTION, "LAB", "Laboratory")]}],
+        ),
         "specimen": [_ref("Specimen", sample.number)],
         "result": [_ref("Observation", sample.number)],
         "conclusionCode": [{"coding": [_coding(systems.SNOMED, value.snomed_code, value.name_en)]}],

@@ -305,6 +305,19 @@ def _not_final(status: str) -> dict[str, str]:
     )
 
 
+def _checked(sample: Sample, obx: er7.Segment, test: Test) -> tuple[ResultValue, str] | dict[str, str]:
+    """One result OBX's value and status (F or C) for `sample`, or the error refusing it."""
+    if sample.test_id != test.pk:
+        return _wrong_test(sample, test)
+    value = result_value_for(obx)
+    if value is None:
+        return _unknown_result(obx)
+    status = obx.value(11).upper()
+    if status not in {"F", "C"}:
+        return _not_final(status)
+    return value, status
+
+
 def _reported_at(order: Order, obx: er7.Segment) -> datetime | None:
     return er7.parse_ts(order.obr.component(22, 1)) or er7.parse_ts(obx.component(19, 1))
 
@@ -318,12 +331,10 @@ def _apply(actor: Actor, order: Order, sample: Sample) -> Outcome:
     for number, (obx, test) in enumerate(order.results):
         if number:
             sample.refresh_from_db(fields=["state", "result_value", "result_at"])
-        if sample.test_id != test.pk:
-            return Outcome(IntakeItem.Outcome.REJECTED, sample, [_wrong_test(sample, test)])
-        value = result_value_for(obx)
-        if value is None:
-            return Outcome(IntakeItem.Outcome.REJECTED, sample, [_unknown_result(obx)])
-        status = obx.value(11).upper()
+        checked = _checked(sample, obx, test)
+        if isinstance(checked, dict):
+            return Outcome(IntakeItem.Outcome.REJECTED, sample, [checked])
+        value, status = checked
         reported_at = _reported_at(order, obx)
         try:
             if status == "C" and sample.state == SampleState.RESULT:
@@ -340,7 +351,7 @@ def _apply(actor: Actor, order: Order, sample: Sample) -> Outcome:
                     channel=Channel.HL7,
                 )
                 recorded = True
-            elif status in {"F", "C"}:
+            else:
                 _result, created = result_deliver(
                     actor=actor,
                     sample_id=sample.pk,
@@ -350,8 +361,6 @@ def _apply(actor: Actor, order: Order, sample: Sample) -> Outcome:
                     channel=Channel.HL7,
                 )
                 recorded = recorded or created
-            else:
-                return Outcome(IntakeItem.Outcome.REJECTED, sample, [_not_final(status)])
         except DomainError as exc:
             return Outcome(IntakeItem.Outcome.REJECTED, sample, _domain_errors(exc))
     return Outcome(IntakeItem.Outcome.ACCEPTED if recorded else IntakeItem.Outcome.UNCHANGED, sample)
@@ -495,17 +504,11 @@ def _batch_item(plan: _Planned) -> ResultItem | None:
     if len(order.results) != 1:
         return None
     obx, test = order.results[0]
-    if sample.test_id != test.pk:
-        plan.settle(Outcome(IntakeItem.Outcome.REJECTED, sample, [_wrong_test(sample, test)]))
+    checked = _checked(sample, obx, test)
+    if isinstance(checked, dict):
+        plan.settle(Outcome(IntakeItem.Outcome.REJECTED, sample, [checked]))
         return None
-    value = result_value_for(obx)
-    if value is None:
-        plan.settle(Outcome(IntakeItem.Outcome.REJECTED, sample, [_unknown_result(obx)]))
-        return None
-    status = obx.value(11).upper()
-    if status not in {"F", "C"}:
-        plan.settle(Outcome(IntakeItem.Outcome.REJECTED, sample, [_not_final(status)]))
-        return None
+    value, status = checked
     if status == "C" and sample.state == SampleState.RESULT:
         return None
     return ResultItem(

@@ -93,6 +93,11 @@ def _field_of(message: str) -> str:
     return found.group(1) if found else ""
 
 
+def _logged_data(raw: Any) -> dict[str, Any]:
+    """What the intake log keeps of an item: the item itself, or a non-object item under "value"."""
+    return raw if isinstance(raw, dict) else {"value": raw}
+
+
 def _log_refused(caller: Caller, position: int, reference: str, errors: Sequence[WireError], raw: Any) -> None:
     caller.log.append(
         intake_services.ItemOutcomeRecord(
@@ -100,7 +105,7 @@ def _log_refused(caller: Caller, position: int, reference: str, errors: Sequence
             Outcome.REJECTED,
             reference,
             errors=[{"field": e.field, "code": "invalid", "message": e.message} for e in errors],
-            data=raw if isinstance(raw, dict) else {"value": raw},
+            data=_logged_data(raw),
         )
     )
 
@@ -112,7 +117,7 @@ def _log_message(caller: Caller, position: int, reference: str, message: str, ra
             Outcome.REJECTED,
             reference,
             errors=[{"field": _field_of(message), "code": "refused", "message": message}],
-            data=raw if isinstance(raw, dict) else {"value": raw},
+            data=_logged_data(raw),
         )
     )
 
@@ -120,9 +125,7 @@ def _log_message(caller: Caller, position: int, reference: str, message: str, ra
 def _log_done(caller: Caller, position: int, reference: str, sample_id: int, changed: bool, raw: Any) -> None:
     outcome = Outcome.ACCEPTED if changed else Outcome.UNCHANGED
     caller.log.append(
-        intake_services.ItemOutcomeRecord(
-            position, outcome, reference, sample_id, data=raw if isinstance(raw, dict) else {"value": raw}
-        )
+        intake_services.ItemOutcomeRecord(position, outcome, reference, sample_id, data=_logged_data(raw))
     )
 
 

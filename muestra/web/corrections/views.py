@@ -19,7 +19,7 @@ from muestra.accounts.scoping import Actor
 from muestra.core.errors import DomainError
 from muestra.samples import selectors, services
 from muestra.samples.models import Channel, CorrectionRequest
-from muestra.web.access import request_actor, staff_required
+from muestra.web.access import actor_or_404, staff_required
 from muestra.web.corrections.forms import DecisionForm
 from muestra.web.forms import add_domain_error
 
@@ -27,10 +27,7 @@ PAGE_SIZE = 50
 
 
 def _admin_actor(request: HttpRequest) -> Actor:
-    actor = request_actor(request)
-    if not actor.is_admin:
-        raise Http404
-    return actor
+    return actor_or_404(request, lambda actor: actor.is_admin)
 
 
 @staff_required

@@ -19,7 +19,7 @@ from muestra.integrations import matching
 from muestra.samples import selectors
 from muestra.samples.models import Sample
 from muestra.samples.selectors import SampleFilters
-from muestra.web.access import request_actor, staff_required
+from muestra.web.access import actor_or_404, staff_required
 from muestra.web.forms import add_domain_error
 from muestra.web.matching.forms import ConfirmForm, DismissForm, SearchForm
 
@@ -28,10 +28,7 @@ MAX_CANDIDATES = 20
 
 
 def _lab_actor(request: HttpRequest) -> Actor:
-    actor = request_actor(request)
-    if not actor.laboratory_ids:
-        raise Http404
-    return actor
+    return actor_or_404(request, lambda actor: actor.laboratory_ids)
 
 
 @staff_required

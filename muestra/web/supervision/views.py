@@ -26,7 +26,7 @@ from muestra.facilities.models import Laboratory
 from muestra.integrations import selectors, services
 from muestra.integrations.models import Intake, IntakeChannel, IntakeItem
 from muestra.samples.selectors import public_number
-from muestra.web.access import request_actor, staff_required
+from muestra.web.access import actor_or_404, staff_required
 from muestra.web.forms import add_domain_error
 from muestra.web.supervision.forms import ContentFixForm, RowFixForm
 
@@ -42,10 +42,7 @@ OUTCOME_TONE: dict[str, str] = {
 
 
 def _actor_or_404(request: HttpRequest) -> Actor:
-    actor = request_actor(request)
-    if not selectors.may_supervise(actor):
-        raise Http404
-    return actor
+    return actor_or_404(request, selectors.may_supervise)
 
 
 def _chosen_lab(request: HttpRequest, labs: list[Laboratory]) -> Laboratory | None:
@@ -88,8 +85,8 @@ def overview(request: HttpRequest) -> HttpResponse:
 
 
 def _intake_or_404(actor: Actor, pk: int) -> Intake:
-    intake = selectors.intake_get(actor, pk)
-    if intake is None or not (actor.is_admin or intake.laboratory_id in actor.laboratory_ids):
+    intake = selectors.supervision_intake_get(actor, pk)
+    if intake is None:
         raise Http404
     return intake
 
@@ -121,7 +118,7 @@ def intake_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _item_or_404(actor: Actor, pk: int) -> IntakeItem:
     item = selectors.supervision_item_get(actor, pk)
-    if item is None or not (actor.is_admin or item.intake.laboratory_id in actor.laboratory_ids):
+    if item is None:
         raise Http404
     return item
 
