@@ -90,6 +90,10 @@ UPDATE audit_audithead SET last_hash = %s, last_entry_id = (SELECT max(id) FROM 
 """
 
 
+#: From this many entries on, they are written with COPY (one statement more, far less CPU per entry).
+_COPY_FROM = 20
+
+
 def _ensure_head() -> None:
     AuditHead.objects.get_or_create(pk=1)
 
@@ -135,7 +139,22 @@ def _append_postgresql(actor: str, items: list[AuditItem]) -> None:
             ):
                 column.append(value)
             prev = digest
-        cursor.execute(_APPEND_MANY_SQL, [*columns, prev])
+        if len(items) < _COPY_FROM:
+            cursor.execute(_APPEND_MANY_SQL, [*columns, prev])
+            return
+        # A batch: COPY, as the events are written. Inside UNNEST arrays psycopg escapes every JSON text once
+        # more, character by character, which cost more than the insert. The head row stays locked, so no other
+        # writer takes audit ids meanwhile and the sequence's current value is this batch's last entry.
+        with cursor.copy(
+            "COPY audit_auditentry (at, actor, action, object_type, object_id, data, prev_hash, hash) FROM STDIN"
+        ) as copy:
+            for row in zip(*columns, strict=True):
+                copy.write_row(row)
+        cursor.execute(
+            "UPDATE audit_audithead SET last_hash = %s,"
+            " last_entry_id = currval(pg_get_serial_sequence('audit_auditentry', 'id')) WHERE id = 1",
+            [prev],
+        )
 
 
 def audit_record_many(*, actor: str, items: Iterable[AuditItem]) -> int:

@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 
 from muestra.accounts.scoping import Actor, scoped
 from muestra.audit.services import audit_record
-from muestra.core.bulk import bulk_insert_rows
+from muestra.core.bulk import bulk_insert_rows, new_instance
 from muestra.core.errors import Conflict, DomainError, FieldError, NotFound, PermissionDenied, ValidationFailed
 from muestra.integrations.models import Intake, IntakeChannel, IntakeItem
 from muestra.samples.services import may_write
@@ -126,19 +126,24 @@ def intake_start(*, intake: Intake, total: int | None = None) -> None:
 
 
 def _item_rows(intake: Intake, items: Sequence[ItemOutcomeRecord], now: datetime) -> list[IntakeItem]:
-    return [
-        IntakeItem(
-            intake=intake,
-            position=i.position,
-            reference=i.reference[:120],
-            outcome=i.outcome,
-            sample_id=i.sample_id,
-            errors=i.errors,
-            data=i.data,
-            processed_at=now,
+    rows = []
+    for i in items:
+        row = new_instance(
+            IntakeItem,
+            {
+                "intake_id": intake.pk,
+                "position": i.position,
+                "reference": i.reference[:120],
+                "outcome": i.outcome,
+                "sample_id": i.sample_id,
+                "errors": i.errors,
+                "data": i.data,
+                "processed_at": now,
+            },
         )
-        for i in items
-    ]
+        row._state.fields_cache["intake"] = intake
+        rows.append(row)
+    return rows
 
 
 def intake_items_record(*, intake: Intake, items: Sequence[ItemOutcomeRecord]) -> list[IntakeItem]:

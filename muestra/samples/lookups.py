@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
 from django.db.models import Model
@@ -29,7 +29,7 @@ from muestra.territories.models import Country, Territory, TerritoryLevel
 
 _TTL_SECONDS = 60.0
 _lock = threading.Lock()
-_cache: dict[str, tuple[float, Any]] = {}
+_cache: dict[Hashable, tuple[float, Any]] = {}
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Model)
@@ -40,7 +40,7 @@ def clear() -> None:
         _cache.clear()
 
 
-def _cached(key: str, build: Callable[[], T]) -> T:
+def _cached(key: Hashable, build: Callable[[], T]) -> T:
     now = time.monotonic()
     hit = _cache.get(key)
     if hit is not None and now - hit[0] < _TTL_SECONDS:
@@ -64,7 +64,9 @@ def _index(model: type[M], *fields: str, active_only: bool = True) -> dict[str, 
                     index.setdefault(str(value).casefold(), row)
         return index
 
-    return _cached(f"{model._meta.label}:{','.join(fields)}:{active_only}", build)
+    # A tuple key: this runs several times per registered sample, and formatting a string key cost more than
+    # the dictionary look-up itself.
+    return _cached((model, fields, active_only), build)
 
 
 def _get(model: type[M], code: Any, *fields: str) -> M | None:

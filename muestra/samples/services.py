@@ -24,7 +24,7 @@ from django.utils.translation import gettext_lazy as _
 from muestra.accounts.scoping import Actor, scoped
 from muestra.audit.services import AuditItem, audit_record_many
 from muestra.catalog.models import Interpretation, ResultValue, Test
-from muestra.core.bulk import bulk_insert_rows, bulk_update_rows
+from muestra.core.bulk import bulk_insert_rows, bulk_update_rows, new_instance
 from muestra.core.errors import (
     Conflict,
     DomainError,
@@ -86,23 +86,28 @@ class _Recorder:
         audit_data: dict[str, Any] | None = None,
     ) -> None:
         now = timezone.now()
-        self.events.append(
-            SampleEvent(
-                sample=sample,
-                kind=kind,
-                at=now,
-                occurred_at=occurred_at,
-                actor=self.actor.label,
-                actor_user=self.actor.user,
-                laboratory_id=laboratory_id or sample.laboratory_id,
-                establishment_id=sample.establishment_id,
-                from_state=from_state,
-                to_state=sample.state,
-                reason=reason[:250],
-                channel=self.channel,
-                data=data or {},
-            )
+        user = self.actor.user
+        event = new_instance(
+            SampleEvent,
+            {
+                "sample_id": sample.pk,
+                "kind": kind,
+                "at": now,
+                "occurred_at": occurred_at,
+                "actor": self.actor.label,
+                "actor_user_id": user.pk if user is not None else None,
+                "laboratory_id": laboratory_id or sample.laboratory_id,
+                "establishment_id": sample.establishment_id,
+                "from_state": from_state,
+                "to_state": sample.state,
+                "reason": reason[:250],
+                "channel": self.channel,
+                "data": data or {},
+            },
         )
+        if sample.pk is None:
+            event.sample = sample  # saved before the events are written; its id is taken then
+        self.events.append(event)
         self.audit.append(
             AuditItem(
                 f"sample.{kind}",
@@ -251,38 +256,54 @@ def _same_registration(sample: Sample, resolved: ResolvedSample) -> bool:
 
 def _build_sample(actor: Actor, resolved: ResolvedSample, channel: str, now: datetime) -> Sample:
     data = resolved.source
+    laboratory = resolved.laboratory
     is_lab_created = (
-        resolved.laboratory is not None
-        and actor.acts_for_laboratory(resolved.laboratory.pk)
+        laboratory is not None
+        and actor.acts_for_laboratory(laboratory.pk)
         and not actor.acts_for_establishment(resolved.establishment.pk)
     )
-    return Sample(
-        establishment=resolved.establishment,
-        laboratory=resolved.laboratory,
-        disease_id=resolved.test.disease_id,
-        test=resolved.test,
-        sample_type=resolved.sample_type,
-        strategy=resolved.strategy,
-        substrategy=resolved.substrategy,
-        active_case_finding=data.active_case_finding
-        or bool(resolved.strategy and resolved.strategy.active_case_finding),
-        collected_at=resolved.collected_at,
-        client_code=data.client_code or "",
-        client_lab=resolved.laboratory if data.client_code else None,
-        tube_code=data.tube_code or None,
-        responsible_run=resolved.responsible_run,
-        ordering_physician_run=resolved.ordering_physician_run,
-        without_medical_order=data.without_medical_order,
-        surveillance_number=data.surveillance_number or "",
-        answers=data.answers or {},
-        # A lab's own LIS registers samples it already holds on its way: the national platform put them straight
-        # into "sent to lab" (state 2).
-        state=S.DISPATCHED if is_lab_created else S.REGISTERED,
-        state_changed_at=now,
-        registered_by=actor.user,
-        channel=channel,
-        is_pool=bool(resolved.pool_members),
+    sample = new_instance(
+        Sample,
+        {
+            "establishment_id": resolved.establishment.pk,
+            "laboratory_id": laboratory.pk if laboratory is not None else None,
+            "disease_id": resolved.test.disease_id,
+            "test_id": resolved.test.pk,
+            "sample_type_id": resolved.sample_type.pk,
+            "strategy_id": resolved.strategy.pk if resolved.strategy is not None else None,
+            "substrategy_id": resolved.substrategy.pk if resolved.substrategy is not None else None,
+            "active_case_finding": data.active_case_finding
+            or bool(resolved.strategy and resolved.strategy.active_case_finding),
+            "collected_at": resolved.collected_at,
+            "client_code": data.client_code or "",
+            "client_lab_id": laboratory.pk if data.client_code and laboratory is not None else None,
+            "tube_code": data.tube_code or None,
+            "responsible_run": resolved.responsible_run,
+            "ordering_physician_run": resolved.ordering_physician_run,
+            "without_medical_order": data.without_medical_order,
+            "surveillance_number": data.surveillance_number or "",
+            "answers": data.answers or {},
+            # A lab's own LIS registers samples it already holds on its way: the national platform put them
+            # straight into "sent to lab" (state 2).
+            "state": S.DISPATCHED if is_lab_created else S.REGISTERED,
+            "state_changed_at": now,
+            "registered_by_id": actor.user.pk if actor.user is not None else None,
+            "channel": channel,
+            "is_pool": bool(resolved.pool_members),
+        },
     )
+    # The reference rows are at hand: attached as if read, so nothing after this queries them again.
+    cached = sample._state.fields_cache
+    cached["establishment"] = resolved.establishment
+    cached["laboratory"] = laboratory
+    cached["test"] = resolved.test
+    cached["sample_type"] = resolved.sample_type
+    cached["strategy"] = resolved.strategy
+    cached["substrategy"] = resolved.substrategy
+    cached["client_lab"] = laboratory if sample.client_lab_id is not None else None
+    if actor.user is not None:
+        cached["registered_by"] = actor.user
+    return sample
 
 
 def _apply_registration_result(
@@ -1203,18 +1224,26 @@ def _new_result(
     authorization: CorrectionAuthorization | None = None,
     from_pool_result: Result | None = None,
 ) -> Result:
-    return Result(
-        sample=sample,
-        version=version,
-        value=value,
-        reported_at=reported_at,
-        entered_at=timezone.now(),
-        laboratory_id=sample.laboratory_id,
-        actor=actor.label,
-        reason=reason[:250],
-        authorization=authorization,
-        from_pool_result=from_pool_result,
+    result = new_instance(
+        Result,
+        {
+            "version": version,
+            "value_id": value.pk,
+            "reported_at": reported_at,
+            "entered_at": timezone.now(),
+            "laboratory_id": sample.laboratory_id,
+            "actor": actor.label,
+            "reason": reason[:250],
+        },
     )
+    result._state.fields_cache["value"] = value
+    # Through the descriptors: a row saved only after this result was built gives its id when the result is.
+    result.sample = sample
+    if authorization is not None:
+        result.authorization = authorization
+    if from_pool_result is not None:
+        result.from_pool_result = from_pool_result
+    return result
 
 
 def _attach_report(result: Result, report: ReportFile) -> None:
