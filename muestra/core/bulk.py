@@ -7,16 +7,22 @@ escape every JSON text again. COPY has neither cost. Other databases use `bulk_c
 
 Django's `QuerySet.bulk_update` builds one `CASE WHEN id = … THEN …` expression per field per row: for a chunk of
 500 samples and 7 fields that is 3,500 resolved expressions, and it cost ~80% of a results file's processing
-time. `bulk_update_rows` sends the same change as one `UPDATE … FROM (VALUES …)` statement, which PostgreSQL and
-SQLite (3.33+) both understand; other databases fall back to `bulk_update`.
+time. `bulk_update_rows` sends the same change as one `UPDATE … FROM …` statement: on PostgreSQL the rows travel as
+one JSON document (`json_populate_recordset`), on SQLite (3.33+) as a VALUES list; other databases fall back to
+`bulk_update`. The batch of new patients travels the same way (`json_rows`), because it needs `ON CONFLICT`.
+
+Values are converted per field once (`_plan`): a value that already has the column's type goes as it is, anything
+else through Django's own `get_db_prep_save`, so what is stored is what `save()` would store.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from django.db import connections, models, router
@@ -27,7 +33,11 @@ _CHUNK = 1000  # rows per statement: far below SQLite's 32,766 parameters with t
 
 #: Field classes whose database value is the Python value itself when it already has one of these exact types
 #: (Django's `get_db_prep_save` would only check and return it). Any other value, and every other field class
-#: (JSON, files, decimals, custom fields), goes through Django's own conversion.
+#: (JSON, files, decimals, custom fields), goes through Django's own conversion. On PostgreSQL only: SQLite
+#: stores dates, times and UUIDs as text that Django formats itself, so there only numbers and text pass as they
+#: are (`_PORTABLE`).
+_TEXT: tuple[type, ...] = (str,)
+_PORTABLE = (int, str)
 _READY_TYPES: dict[type[models.Field[Any, Any]], tuple[type, ...]] = {
     models.AutoField: (int,),
     models.BigAutoField: (int,),
@@ -37,22 +47,23 @@ _READY_TYPES: dict[type[models.Field[Any, Any]], tuple[type, ...]] = {
     models.PositiveIntegerField: (int,),
     models.PositiveSmallIntegerField: (int,),
     models.PositiveBigIntegerField: (int,),
-    models.CharField: (str,),
-    models.TextField: (str,),
-    models.EmailField: (str,),
-    models.SlugField: (str,),
+    models.CharField: _TEXT,
+    models.TextField: _TEXT,
+    models.EmailField: _TEXT,
+    models.SlugField: _TEXT,
     models.BooleanField: (bool,),
     models.DateField: (date,),
     models.UUIDField: (uuid.UUID,),
 }
 
 
-def _ready_types(field: Any) -> tuple[type, ...]:
+def _ready_types(field: Any, *, native: bool) -> tuple[type, ...]:
     if isinstance(field, models.ForeignKey) and type(field) is models.ForeignKey:
-        return _ready_types(field.target_field)
+        return _ready_types(field.target_field, native=native)
     if type(field) is models.DateTimeField:
         return ()  # timezone-aware or not is checked per value below
-    return _READY_TYPES.get(type(field), ())
+    ready = _READY_TYPES.get(type(field), ())
+    return ready if native or (ready and ready[0] in _PORTABLE) else ()
 
 
 def _needs_pre_save(field: Any) -> bool:
@@ -65,36 +76,56 @@ def _needs_pre_save(field: Any) -> bool:
 _Plan = list[tuple[Any, str, bool, tuple[type, ...], bool]]
 
 
-def _plan(fields: Sequence[Any], *, pre_save: bool = True) -> _Plan:
+#: JSON values that go into a JSON document as they are (`json_values=True` below).
+_JSON_TYPES = (dict, list, str, int, float, bool)
+
+
+def _plan(fields: Sequence[Any], connection: Any, *, pre_save: bool = True, json_values: bool = False) -> _Plan:
     """Per field once: how to read its value and whether Django must convert it. Running every value through
     `pre_save` + `get_db_prep_save` was half the time of a bulk insert for values that need nothing. Updates
-    (`pre_save=False`) read the attributes as they are, as `bulk_update` does."""
+    (`pre_save=False`) read the attributes as they are, as `bulk_update` does; `json_values` keeps the values of
+    JSON fields as Python data, for rows sent inside one JSON document."""
+    native = connection.vendor == "postgresql"
     return [
         (
             field,
             field.attname,
             pre_save and _needs_pre_save(field),
-            _ready_types(field),
-            type(field) is models.DateTimeField,
+            _JSON_TYPES if json_values and isinstance(field, models.JSONField) else _ready_types(field, native=native),
+            native and type(field) is models.DateTimeField,
         )
         for field in fields
     ]
 
 
-def prepared_rows(objs: Sequence[models.Model], fields: Sequence[Any], connection: Any) -> list[list[Any]]:
-    """The database values of `fields` for each new object, as `Model.save()` would insert them (auto_now dates
-    filled, every value prepared by its field unless it already is what the database takes)."""
-    plan = _plan(fields)
-    return [_copy_row(plan, obj, connection) for obj in objs]
+def _json_scalar(value: Any) -> Any:
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID | Decimal):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def json_rows(objs: Sequence[models.Model], fields: Sequence[Any], connection: Any, *, pre_save: bool) -> str:
+    """The rows as one JSON array of objects keyed by column, for PostgreSQL's `json_populate_recordset`: one
+    parameter whatever the number of rows, so the statement text stays the same (prepared once per connection)
+    and neither psycopg nor the server parses thousands of placeholders."""
+    plan = _plan(fields, connection, pre_save=pre_save, json_values=True)
+    names = [field.column for field in fields]
+    return json.dumps(
+        [dict(zip(names, _copy_row(plan, obj, connection), strict=True)) for obj in objs], default=_json_scalar
+    )
 
 
 def _copy_row(plan: _Plan, obj: Any, connection: Any) -> list[Any]:
     row = []
     for field, attname, pre_save, ready, is_datetime in plan:
         value = field.pre_save(obj, True) if pre_save else getattr(obj, attname)
-        aware = is_datetime and type(value) is datetime and value.tzinfo is not None
-        if value is not None and type(value) not in ready and not aware:
-            value = field.get_db_prep_save(value, connection)
+        if value is not None and type(value) not in ready:
+            if ready is _TEXT and isinstance(value, str):
+                value = str(value)  # a choices member (`SampleState.RESULT`) is stored as its value, as Django does
+            elif not (is_datetime and type(value) is datetime and value.tzinfo is not None):
+                value = field.get_db_prep_save(value, connection)
         row.append(value)
     return row
 
@@ -129,7 +160,8 @@ def new_instance(model: type[M], values: dict[str, Any]) -> M:
 
 
 def bulk_update_rows(model: type[models.Model], objs: Sequence[models.Model], fields: Sequence[str]) -> int:
-    """Writes `fields` of every object (already changed in memory) back in one statement per 1,000 objects.
+    """Writes `fields` of every object (already changed in memory) back: one statement on PostgreSQL, one per
+    1,000 objects on SQLite.
 
     Like `bulk_update`, it sends no signals and does not run `save()`: callers set `auto_now` fields themselves.
     Returns the number of objects written.
@@ -145,22 +177,25 @@ def bulk_update_rows(model: type[models.Model], objs: Sequence[models.Model], fi
     assert pk is not None
     columns: list[Any] = [pk, *(meta.get_field(name) for name in fields)]
     quote = connection.ops.quote_name
-    if vendor == "postgresql":
-        # Every value cast to its column's type, so the VALUES list never guesses (NULLs, jsonb, timestamps).
-        placeholder = "(" + ", ".join(f"%s::{field.db_type(connection)}" for field in columns) + ")"
-        names = ", ".join(quote(field.column) for field in columns)
-        alias = f"v ({names})"
-        source = [quote(field.column) for field in columns]
-    else:
-        placeholder = "(" + ", ".join("%s" for _field in columns) + ")"
-        alias = "v"
-        source = [f"column{i}" for i in range(1, len(columns) + 1)]
-    assignments = ", ".join(
-        f"{quote(field.column)} = v.{src}" for field, src in zip(columns[1:], source[1:], strict=True)
-    )
     table = quote(meta.db_table)
+    if vendor == "postgresql":
+        # The rows as one JSON document turned into rows of the table's own type (so every value is read as its
+        # column's type): a constant statement text, prepared once per connection, instead of a VALUES list of
+        # thousands of placeholders that psycopg and the server both parse on every call.
+        assignments = ", ".join(f"{quote(field.column)} = v.{quote(field.column)}" for field in columns[1:])
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET {assignments} "  # noqa: S608 - names quoted
+                f"FROM json_populate_recordset(NULL::{table}, %s::json) AS v "
+                f"WHERE {table}.{quote(pk.column)} = v.{quote(pk.column)}",
+                [json_rows(objs, columns, connection, pre_save=False)],
+            )
+        return len(objs)
+    # SQLite names the columns of a VALUES list column1, column2...
+    placeholder = "(" + ", ".join("%s" for _field in columns) + ")"
+    assignments = ", ".join(f"{quote(field.column)} = v.column{i}" for i, field in enumerate(columns[1:], start=2))
     written = 0
-    plan = _plan(columns, pre_save=False)
+    plan = _plan(columns, connection, pre_save=False)
     with connection.cursor() as cursor:
         for start in range(0, len(objs), _CHUNK):
             chunk = objs[start : start + _CHUNK]
@@ -169,8 +204,8 @@ def bulk_update_rows(model: type[models.Model], objs: Sequence[models.Model], fi
                 params.extend(_copy_row(plan, obj, connection))
             values = ", ".join(placeholder for _obj in chunk)
             cursor.execute(
-                f"UPDATE {table} SET {assignments} FROM (VALUES {values}) AS {alias} "  # noqa: S608 - names quoted
-                f"WHERE {table}.{quote(pk.column)} = v.{source[0]}",
+                f"UPDATE {table} SET {assignments} FROM (VALUES {values}) AS v "  # noqa: S608 - names quoted
+                f"WHERE {table}.{quote(pk.column)} = v.column1",
                 params,
             )
             written += len(chunk)
@@ -209,11 +244,58 @@ def bulk_insert_rows(model: type[M], objs: Sequence[M]) -> list[M]:
             for obj, (new_id,) in zip(missing, cursor.fetchall(), strict=True):
                 obj.pk = new_id
         columns = ", ".join(quote(field.column) for field in fields)
-        plan = _plan(fields)
+        plan = _plan(fields, connection)
         with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
             for obj in objs:
                 copy.write_row(_copy_row(plan, obj, connection))
     for obj in objs:
+        obj._state.adding = False
+        obj._state.db = connection.alias
+    return list(objs)
+
+
+_insert_statements: dict[tuple[str, type[models.Model], int], tuple[str, _Plan]] = {}
+
+
+def insert_rows(model: type[M], objs: Sequence[M]) -> list[M]:
+    """Inserts a few new objects (no primary key yet) with one `INSERT … RETURNING id` and sets their keys.
+
+    For the one-by-one paths (a single registration, the few events of one change), where COPY would cost a
+    statement more: the statement text is built once per model and row count and the values prepared by the
+    same per-field plan as `bulk_insert_rows`, instead of compiling an ORM insert each time. Like `bulk_create`:
+    no `save()`, no signals. Databases without `RETURNING` use `bulk_create`.
+    """
+    if not objs:
+        return list(objs)
+    connection = connections[router.db_for_write(model)]
+    if connection.vendor not in ("postgresql", "sqlite") or any(obj.pk is not None for obj in objs):
+        return model._default_manager.bulk_create(objs)
+    key = (connection.vendor, model, len(objs))
+    cached = _insert_statements.get(key)
+    if cached is None:
+        meta = model._meta
+        pk = meta.pk
+        assert pk is not None
+        fields = [field for field in meta.concrete_fields if field is not pk]
+        quote = connection.ops.quote_name
+        row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        sql = (
+            f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
+            f"VALUES {', '.join([row] * len(objs))} RETURNING {quote(pk.column)}"
+        )
+        cached = _insert_statements[key] = (sql, _plan(fields, connection))
+    sql, plan = cached
+    params: list[Any] = []
+    for obj in objs:
+        # As bulk_create does: a related object saved after this one was built gives its id now.
+        obj._prepare_related_fields_for_save(operation_name="insert_rows")  # type: ignore[attr-defined]
+        params.extend(_copy_row(plan, obj, connection))
+    # psycopg's and sqlite3's own errors (a unique code taken meanwhile) surface as Django's IntegrityError.
+    with connection.wrap_database_errors, connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        ids = [row[0] for row in cursor.fetchall()]
+    for obj, new_id in zip(objs, ids, strict=True):
+        obj.pk = new_id
         obj._state.adding = False
         obj._state.db = connection.alias
     return list(objs)

@@ -8,15 +8,13 @@ patient are one statement (a data-modifying CTE); SQLite reads in a second state
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from datetime import date, datetime
 from typing import Any
 
 from django.db import connection
 from django.db.models import Field
 
-from muestra.core.bulk import new_instance, prepared_rows
+from muestra.core.bulk import json_rows, new_instance
 from muestra.patients.models import Patient
 from muestra.samples.inputs import ResolvedPatient
 
@@ -176,12 +174,6 @@ def patient_resolve(data: ResolvedPatient) -> tuple[Patient, bool]:
 _INSERT_CHUNK = 1000
 
 
-def _json_value(value: Any) -> str:
-    if isinstance(value, date | datetime):
-        return value.isoformat()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
 def _insert_many(patients: dict[tuple[int, str, str], Patient]) -> None:
     """Inserts the new patients of a batch, skipping documents stored meanwhile (those stay unsaved, pk None)."""
     fields = _insert_fields()
@@ -193,10 +185,8 @@ def _insert_many(patients: dict[tuple[int, str, str], Patient]) -> None:
             # escapes nothing (UNNEST arrays cost more to send than the insert) and the statement text is
             # constant, so it is prepared once per connection.
             quote = connection.ops.quote_name
-            names = [f.column for f in fields]
-            rows = prepared_rows([patient for _key, patient in items], fields, connection)
-            payload = json.dumps([dict(zip(names, row, strict=True)) for row in rows], default=_json_value)
-            columns = ", ".join(quote(name) for name in names)
+            payload = json_rows([patient for _key, patient in items], fields, connection, pre_save=True)
+            columns = ", ".join(quote(f.column) for f in fields)
             table = quote(Patient._meta.db_table)
             cursor.execute(
                 f"INSERT INTO {table} ({columns}) SELECT {columns} "  # noqa: S608 (names from the model only)

@@ -24,7 +24,7 @@ from django.utils.translation import gettext_lazy as _
 from muestra.accounts.scoping import Actor, scoped
 from muestra.audit.services import AuditItem, audit_record_many
 from muestra.catalog.models import Interpretation, ResultValue, Test
-from muestra.core.bulk import bulk_insert_rows, bulk_update_rows, new_instance
+from muestra.core.bulk import bulk_insert_rows, bulk_update_rows, insert_rows, new_instance
 from muestra.core.errors import (
     Conflict,
     DomainError,
@@ -126,7 +126,7 @@ class _Recorder:
             if len(self.events) >= self.copy_from:
                 bulk_insert_rows(SampleEvent, self.events)
             else:
-                SampleEvent.objects.bulk_create(self.events)
+                insert_rows(SampleEvent, self.events)
             ids = [e.pk for e in self.events if e.pk is not None]
             transaction.on_commit(lambda: sample_events_committed.send(sender=SampleEvent, event_ids=ids))
         audit_record_many(actor=self.actor.label, items=self.audit)
@@ -384,7 +384,7 @@ def _register_new(actor: Actor, data: SampleInput, resolved: ResolvedSample, cha
         if resolved.patient is not None:
             sample.patient = patient_resolve(resolved.patient)[0]
         try:
-            sample.save()
+            insert_rows(Sample, [sample])
         except IntegrityError as exc:
             # Leaving the atomic block with this exception rolls the whole registration back.
             raise _CodeTaken() from exc

@@ -5,7 +5,8 @@ PostgreSQL (where they take their COPY / UPDATE … FROM VALUES paths)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import json
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from django.db import connection
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
-from muestra.core.bulk import bulk_insert_rows, bulk_update_rows, new_instance, prepared_rows
+from muestra.core.bulk import bulk_insert_rows, bulk_update_rows, json_rows, new_instance
 from muestra.demo.builders import sample_in_state
 from muestra.samples.models import Channel, EventKind, Sample, SampleEvent, SampleState
 
@@ -111,11 +112,33 @@ def test_new_instance_fills_defaults_and_refuses_unknown_fields(world):
         new_instance(SampleEvent, {"sample": sample})  # related objects are not attribute values
 
 
-def test_prepared_rows_fill_auto_now_dates(world):
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="JSON rows are PostgreSQL's bulk path")
+def test_json_rows_fill_auto_now_dates_and_keep_json_values(world):
     sample = _registered(world)
     copy = Sample.objects.get(pk=sample.pk)
-    copy.updated_at = None
-    fields = [Sample._meta.get_field("updated_at"), Sample._meta.get_field("state")]
+    copy.answers = {"fever": True, "note": "tos"}
+    fields = [Sample._meta.get_field(name) for name in ("id", "updated_at", "state", "answers", "collected_at")]
     before = timezone.now()
-    ((updated_at, state),) = prepared_rows([copy], fields, connection)
-    assert updated_at >= before and state == "registered"
+    (row,) = json.loads(json_rows([copy], fields, connection, pre_save=True))
+    assert row["id"] == sample.pk and row["state"] == "registered"
+    assert row["answers"] == {"fever": True, "note": "tos"}  # a JSON value, not a JSON text inside a string
+    assert datetime.fromisoformat(row["updated_at"]) >= before  # auto_now filled, as save() does
+    assert datetime.fromisoformat(row["collected_at"]) == sample.collected_at
+
+
+def _raw_column(sample_id: int, column: str) -> Any:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {column} FROM samples_sample WHERE id = %s", [sample_id])  # noqa: S608 - test constant
+        return cursor.fetchone()[0]
+
+
+def test_bulk_update_stores_dates_exactly_as_save_does(world):
+    """Raw column values, not model values: SQLite keeps dates as text that Django formats itself, and a value
+    written in another format would still read back equal but sort and compare wrongly in SQL."""
+    by_save, by_bulk = _registered(world), _registered(world)
+    when = timezone.now().replace(microsecond=123456) - timedelta(hours=1)
+    for sample in (by_save, by_bulk):
+        sample.state_changed_at = when
+    by_save.save(update_fields=["state_changed_at"])
+    bulk_update_rows(Sample, [by_bulk], ["state_changed_at"])
+    assert _raw_column(by_bulk.pk, "state_changed_at") == _raw_column(by_save.pk, "state_changed_at")
