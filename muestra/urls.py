@@ -10,6 +10,11 @@ from muestra.accounts.views import set_language_view
 admin.site.__class__ = MuestraAdminSite
 
 urlpatterns = [
+    # The interfaces of other systems first: they take requests by the thousand, and Django tries these patterns
+    # in order (after the staff screens, a registration walked some fifteen of them before reaching the API).
+    path("api/v1/", include("muestra.api.main")),
+    path("pntm/", include("muestra.integrations.pntm.urls")),
+    path("fhir/", include("muestra.integrations.fhir.urls")),
     path("", include("muestra.web.urls")),
     # Staff screens, one area per group of users (see muestra/web/navigation.py for who sees which).
     path("register/", include("muestra.web.registration.urls")),
@@ -25,9 +30,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # Django's language switcher, which also remembers the choice on the signed-in user's account.
     path("i18n/setlang/", set_language_view, name="set_language"),
-    path("api/v1/", include("muestra.api.main")),
-    path("pntm/", include("muestra.integrations.pntm.urls")),
-    path("fhir/", include("muestra.integrations.fhir.urls")),
 ]
 
 handler403 = "muestra.web.views.error_403"

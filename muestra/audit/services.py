@@ -79,21 +79,6 @@ entry AS (
 UPDATE audit_audithead SET last_hash = entry.hash, last_entry_id = entry.id FROM entry WHERE audit_audithead.id = 1
 """  # noqa: S608 (constant text, no value interpolated)
 
-_APPEND_MANY_SQL = """
-WITH entry AS (
-    INSERT INTO audit_auditentry (at, actor, action, object_type, object_id, data, prev_hash, hash)
-    SELECT * FROM unnest(%s::timestamptz[], %s::varchar[], %s::varchar[], %s::varchar[], %s::varchar[],
-                         %s::jsonb[], %s::varchar[], %s::varchar[])
-    RETURNING id
-)
-UPDATE audit_audithead SET last_hash = %s, last_entry_id = (SELECT max(id) FROM entry) WHERE id = 1
-"""
-
-
-#: From this many entries on, they are written with COPY (one statement more, far less CPU per entry).
-_COPY_FROM = 20
-
-
 def _ensure_head() -> None:
     AuditHead.objects.get_or_create(pk=1)
 
@@ -115,7 +100,8 @@ def _append_postgresql(actor: str, items: list[AuditItem]) -> None:
                 _ensure_head()
                 cursor.execute(_APPEND_ONE_SQL, params)
         return
-    # Two statements: a transaction of their own when the caller has none, so the head stays locked in between.
+    # Three statements (lock the head, COPY, move the head): a transaction of their own when the caller has none,
+    # so the head stays locked in between.
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         cursor.execute("SELECT last_hash FROM audit_audithead WHERE id = 1 FOR UPDATE")
         row = cursor.fetchone()
@@ -124,7 +110,7 @@ def _append_postgresql(actor: str, items: list[AuditItem]) -> None:
             cursor.execute("SELECT last_hash FROM audit_audithead WHERE id = 1 FOR UPDATE")
             row = cursor.fetchone()
         prev = row[0]
-        columns: list[list[Any]] = [[] for _ in range(8)]
+        rows: list[tuple[Any, ...]] = []
         for item in items:
             data = item.data or {}
             object_id = str(item.object_id)
@@ -132,24 +118,17 @@ def _append_postgresql(actor: str, items: list[AuditItem]) -> None:
                 at=now, actor=actor, action=item.action, object_type=item.object_type, object_id=object_id, data=data
             )
             digest = hashlib.sha256(("[" + json.dumps(prev, ensure_ascii=False) + "," + tail).encode()).hexdigest()
-            for column, value in zip(
-                columns,
-                (now, actor, item.action, item.object_type, object_id, json.dumps(data), prev, digest),
-                strict=True,
-            ):
-                column.append(value)
+            rows.append((now, actor, item.action, item.object_type, object_id, json.dumps(data), prev, digest))
             prev = digest
-        if len(items) < _COPY_FROM:
-            cursor.execute(_APPEND_MANY_SQL, [*columns, prev])
-            return
-        # A batch: COPY, as the events are written. Inside UNNEST arrays psycopg escapes every JSON text once
-        # more, character by character, which cost more than the insert. The head row stays locked, so no other
-        # writer takes audit ids meanwhile and the sequence's current value is this batch's last entry.
+        # COPY, as the events are written (inside UNNEST arrays psycopg escaped every JSON text once more, character
+        # by character, which cost more than the insert), for any number of entries, so a page that audits what it
+        # shows runs the same statements for 2 rows as for 200. The sequence's current value is this session's last
+        # id taken, the batch's last entry.
         with cursor.copy(
             "COPY audit_auditentry (at, actor, action, object_type, object_id, data, prev_hash, hash) FROM STDIN"
         ) as copy:
-            for row in zip(*columns, strict=True):
-                copy.write_row(row)
+            for entry in rows:
+                copy.write_row(entry)
         cursor.execute(
             "UPDATE audit_audithead SET last_hash = %s,"
             " last_entry_id = currval(pg_get_serial_sequence('audit_auditentry', 'id')) WHERE id = 1",

@@ -26,6 +26,8 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from django.db import connections, models, router
+from django.db.models import signals
+from django.db.models.base import ModelState
 
 M = TypeVar("M", bound=models.Model)
 
@@ -117,10 +119,34 @@ def json_rows(objs: Sequence[models.Model], fields: Sequence[Any], connection: A
     )
 
 
+_value_plans: dict[tuple[str, tuple[Any, ...], bool], _Plan] = {}
+
+
+def db_values(obj: models.Model, fields: Sequence[Any], connection: Any, *, pre_save: bool = True) -> list[Any]:
+    """The database values of `fields` of one object, as `save()` would send them (`pre_save` fills auto_now
+    dates), through the same per-field plan as the bulk writers, kept per field list."""
+    key = (connection.vendor, tuple(fields), pre_save)
+    plan = _value_plans.get(key)
+    if plan is None:
+        plan = _value_plans[key] = _plan(fields, connection, pre_save=pre_save)
+    return _copy_row(plan, obj, connection)
+
+
+_MISSING = object()
+
+
 def _copy_row(plan: _Plan, obj: Any, connection: Any) -> list[Any]:
     row = []
+    # Values are read from the instance's dictionary: a foreign key's `<name>_id` is a descriptor in Django, and
+    # going through it for every column of every row cost more than converting the values.
+    attrs = obj.__dict__
     for field, attname, pre_save, ready, is_datetime in plan:
-        value = field.pre_save(obj, True) if pre_save else getattr(obj, attname)
+        if pre_save:
+            value = field.pre_save(obj, True)
+        else:
+            value = attrs.get(attname, _MISSING)
+            if value is _MISSING:
+                value = getattr(obj, attname)  # a deferred column: Django loads it
         if value is not None and type(value) not in ready:
             if ready is _TEXT and isinstance(value, str):
                 value = str(value)  # a choices member (`SampleState.RESULT`) is stored as its value, as Django does
@@ -156,7 +182,43 @@ def new_instance(model: type[M], values: dict[str, Any]) -> M:
         values[attname] if attname in values else (factory() if factory is not None else constant)
         for attname, factory, constant in plan
     ]
-    return model(*args)
+    if signals.pre_init.has_listeners(model) or signals.post_init.has_listeners(model):
+        return model(*args)
+    # What `Model.__init__` does with positional values when nobody listens to its signals: a fresh state and the
+    # attributes, without going through the descriptors of a new object that has no related rows cached yet.
+    obj = model.__new__(model)
+    obj._state = ModelState()
+    obj.__dict__.update(zip([attname for attname, _f, _c in plan], args, strict=True))
+    return obj
+
+
+_relation_plans: dict[type[models.Model], list[tuple[str, str, str]]] = {}
+
+
+def _prepare_related(model: type[models.Model], objs: Sequence[models.Model], operation: str) -> None:
+    """`Model._prepare_related_fields_for_save` for many objects, looking only at the related rows an object holds:
+    one saved after it was assigned gives its id now, an unsaved one is refused (its id would be lost)."""
+    relations = _relation_plans.get(model)
+    if relations is None:
+        relations = _relation_plans[model] = [
+            (field.name, field.attname, field.target_field.attname)
+            for field in model._meta.concrete_fields
+            if isinstance(field, models.ForeignKey)
+        ]
+    for obj in objs:
+        cache = obj._state.fields_cache
+        if not cache:
+            continue
+        for name, attname, target_attname in relations:
+            related = cache.get(name)
+            if related is None:
+                continue
+            if related.pk is None:
+                raise ValueError(
+                    f"{operation}() prohibited to prevent data loss due to unsaved related object '{name}'."
+                )
+            if obj.__dict__.get(attname) is None:
+                setattr(obj, attname, getattr(related, target_attname))
 
 
 def bulk_update_rows(model: type[models.Model], objs: Sequence[models.Model], fields: Sequence[str]) -> int:
@@ -230,9 +292,8 @@ def bulk_insert_rows(model: type[M], objs: Sequence[M]) -> list[M]:
     fields: list[Any] = list(meta.concrete_fields)
     quote = connection.ops.quote_name
     table = quote(meta.db_table)
-    for obj in objs:
-        # As bulk_create does: a related object saved after this one was built gives its id now.
-        obj._prepare_related_fields_for_save(operation_name="bulk_insert_rows")  # type: ignore[attr-defined]
+    # As bulk_create does: a related object saved after this one was built gives its id now.
+    _prepare_related(model, objs, "bulk_insert_rows")
     # psycopg's own errors (a unique code taken meanwhile) surface as Django's, e.g. IntegrityError.
     with connection.wrap_database_errors, connection.cursor() as cursor:
         missing = [obj for obj in objs if obj.pk is None]
@@ -285,10 +346,10 @@ def insert_rows(model: type[M], objs: Sequence[M]) -> list[M]:
         )
         cached = _insert_statements[key] = (sql, _plan(fields, connection))
     sql, plan = cached
+    # As bulk_create does: a related object saved after this one was built gives its id now.
+    _prepare_related(model, objs, "insert_rows")
     params: list[Any] = []
     for obj in objs:
-        # As bulk_create does: a related object saved after this one was built gives its id now.
-        obj._prepare_related_fields_for_save(operation_name="insert_rows")  # type: ignore[attr-defined]
         params.extend(_copy_row(plan, obj, connection))
     # psycopg's and sqlite3's own errors (a unique code taken meanwhile) surface as Django's IntegrityError.
     with connection.wrap_database_errors, connection.cursor() as cursor:

@@ -35,17 +35,23 @@ class Intake(models.Model):
         DONE = "done", _("Done")
         FAILED = "failed", _("Could not be read")
 
+    # A unit is written per HL7 message and per national API call: only the indexes a read uses exist (Meta). The
+    # lab is the first column of `intake_lab_recent`; the sender is only matched together with the content.
     channel = models.CharField(_("channel"), max_length=8, choices=IntakeChannel.choices)
     #: The format inside the channel: a file template, an HL7 message type, a Bundle type, a legacy operation.
     kind = models.CharField(_("kind"), max_length=60)
-    laboratory = models.ForeignKey(Laboratory, on_delete=models.PROTECT, null=True, blank=True, related_name="intakes")
+    laboratory = models.ForeignKey(
+        Laboratory, on_delete=models.PROTECT, null=True, blank=True, related_name="intakes", db_index=False
+    )
     establishment = models.ForeignKey(
-        Establishment, on_delete=models.PROTECT, null=True, blank=True, related_name="intakes"
+        Establishment, on_delete=models.PROTECT, null=True, blank=True, related_name="intakes", db_index=False
     )
     submitted_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
     )
-    api_key = models.ForeignKey(ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    api_key = models.ForeignKey(
+        ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
+    )
     #: The submitter's interface language when it arrived: reasons are written in it.
     language = models.CharField(max_length=8, blank=True)
     received_at = models.DateTimeField(_("received at"), db_index=True)
@@ -69,6 +75,12 @@ class Intake(models.Model):
         indexes = [
             models.Index(fields=["laboratory", "-received_at"], name="intake_lab_recent"),
             models.Index(fields=["channel", "kind", "content_sha256"], name="intake_content"),
+            # What an establishment sent (its visibility rule); most units come from labs.
+            models.Index(
+                fields=["establishment"],
+                condition=models.Q(establishment__isnull=False),
+                name="intake_establishment",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -97,14 +109,22 @@ class IntakeItem(models.Model):
         REJECTED = "rejected", _("Rejected")
         HELD = "held", _("Held to match")
 
-    intake = models.ForeignKey(Intake, on_delete=models.CASCADE, related_name="items")
+    # Items are written by the thousand and read per unit (`intake_item_outcome` leads with the intake) or by id:
+    # the other indexes are partial, on the few items held or superseded.
+    intake = models.ForeignKey(Intake, on_delete=models.CASCADE, related_name="items", db_index=False)
     #: Row number of a file (1 = first data row), message index in a batch, entry index in a Bundle.
     position = models.PositiveIntegerField(_("position"))
-    #: The identifiers as the sender wrote them (sample number, specimen id, order id...), for people to search.
-    reference = models.CharField(_("reference"), max_length=120, blank=True, db_index=True)
+    #: The identifiers as the sender wrote them (sample number, specimen id, order id...), shown to people.
+    reference = models.CharField(_("reference"), max_length=120, blank=True)
     outcome = models.CharField(_("outcome"), max_length=10, choices=Outcome.choices)
+    # Samples are never deleted (their events protect them), so SET_NULL never has to find these rows.
     sample = models.ForeignKey(
-        "samples.Sample", on_delete=models.SET_NULL, null=True, blank=True, related_name="intake_items"
+        "samples.Sample",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="intake_items",
+        db_index=False,
     )
     #: [{"field": ..., "code": ..., "message": ...}], messages in the intake's language.
     errors = BulkJSONField(default=list, blank=True)
@@ -112,13 +132,25 @@ class IntakeItem(models.Model):
     data = BulkJSONField(default=dict, blank=True)
     processed_at = models.DateTimeField()
     #: Set when a person fixed this item and it was processed again (the new outcome is a new item).
-    superseded_by = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    superseded_by = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
+    )
 
     class Meta:
         verbose_name = _("received item")
         verbose_name_plural = _("received items")
         ordering = ["intake_id", "position", "pk"]
-        indexes = [models.Index(fields=["intake", "outcome"], name="intake_item_outcome")]
+        indexes = [
+            models.Index(fields=["intake", "outcome"], name="intake_item_outcome"),
+            # The SET_NULL of a superseding item's deletion (with its unit); most items are never superseded.
+            models.Index(
+                fields=["superseded_by"],
+                condition=models.Q(superseded_by__isnull=False),
+                name="intake_item_superseded",
+            ),
+            # The matching queue reads the held items of its labs: without this it reads every item ever received.
+            models.Index(fields=["intake"], condition=models.Q(outcome="held"), name="intake_item_held"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.intake_id}:{self.position} {self.outcome}"

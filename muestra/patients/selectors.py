@@ -34,5 +34,7 @@ def patient_by_document(
         if country is None:
             return None
         issuer = country.iso_numeric or str(country.pntm_id)
-    queryset = Patient.objects.filter(document_type=doc_type, document_number=number, document_issuer=issuer)
+    queryset = Patient.objects.with_document().filter(
+        document_type=doc_type, document_number=number, document_issuer=issuer
+    )
     return scoped(actor, queryset).select_related("guardian").first()

@@ -8,13 +8,14 @@ patient are one statement (a data-modifying CTE); SQLite reads in a second state
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 from django.db import connection
 from django.db.models import Field
 
-from muestra.core.bulk import json_rows, new_instance
+from muestra.core.bulk import db_values, json_rows, new_instance
 from muestra.patients.models import Patient
 from muestra.samples.inputs import ResolvedPatient
 
@@ -70,16 +71,17 @@ def _refresh_contact(patient: Patient, data: ResolvedPatient) -> list[str]:
     return changed
 
 
-def _insert_fields() -> list[Field[Any, Any]]:
-    return [f for f in Patient._meta.concrete_fields if not f.primary_key]
+@functools.cache
+def _insert_fields() -> tuple[Field[Any, Any], ...]:
+    return tuple(f for f in Patient._meta.concrete_fields if not f.primary_key)
 
 
-def _insert_values(patient: Patient, fields: list[Field[Any, Any]]) -> list[Any]:
+def _insert_values(patient: Patient, fields: Sequence[Field[Any, Any]]) -> list[Any]:
     # pre_save fills created_at/updated_at (auto_now) exactly as Model.save() would.
-    return [f.get_db_prep_save(f.pre_save(patient, add=True), connection) for f in fields]
+    return db_values(patient, fields, connection)
 
 
-def _insert_sql(fields: list[Field[Any, Any]], rows: int, returning: str) -> str:
+def _insert_sql(fields: Sequence[Field[Any, Any]], rows: int, returning: str) -> str:
     quote = connection.ops.quote_name
     columns = ", ".join(quote(f.column) for f in fields)
     row = "(" + ", ".join(["%s"] * len(fields)) + ")"
@@ -97,7 +99,30 @@ def _mark_saved(patient: Patient, pk: int) -> None:
 
 
 def _by_document(key: tuple[int, str, str]) -> Patient | None:
-    return Patient.objects.filter(document_type_id=key[0], document_number=key[1], document_issuer=key[2]).first()
+    return (
+        Patient.objects.with_document()
+        .filter(document_type_id=key[0], document_number=key[1], document_issuer=key[2])
+        .first()
+    )
+
+
+@functools.cache
+def _insert_or_find_sql() -> str:
+    """PostgreSQL, one round trip: the inserted id, or else the stored row (read in the statement's snapshot, so a
+    row committed by a concurrent writer while the insert waited on the index is not seen: (None, False))."""
+    fields = _insert_fields()
+    quote = connection.ops.quote_name
+    table = quote(Patient._meta.db_table)
+    columns = ", ".join(quote(n) for n in ["id", *(f.column for f in fields)])
+    return (
+        f"WITH ins AS ({_insert_sql(fields, 1, 'id')}) "  # noqa: S608 (names from the model only)
+        f"SELECT true, ins.id, {', '.join(['NULL'] * len(fields))} FROM ins "
+        f"UNION ALL SELECT false, {columns} FROM {table} "
+        "WHERE document_type_id = %s AND document_number = %s AND document_issuer = %s"
+        # Repeats the unique index's own condition: the statement is prepared once per connection, and a generic
+        # plan can only use that partial index when the query itself rules out an empty number.
+        " AND document_number <> ''"
+    )
 
 
 def _insert_or_find(patient: Patient, key: tuple[int, str, str]) -> tuple[Patient | None, bool]:
@@ -113,22 +138,7 @@ def _insert_or_find(patient: Patient, key: tuple[int, str, str]) -> tuple[Patien
                 _mark_saved(patient, row[0])
                 return patient, True
             return _by_document(key), False
-        # One round trip: the inserted id, or else the stored row (read in the statement's snapshot, so a row
-        # committed by a concurrent writer while the insert waited on the index is not seen: (None, False)).
-        quote = connection.ops.quote_name
-        table = quote(Patient._meta.db_table)
-        names = ["id", *(f.column for f in fields)]
-        columns = ", ".join(quote(n) for n in names)
-        sql = (
-            f"WITH ins AS ({_insert_sql(fields, 1, 'id')}) "  # noqa: S608 (names from the model only)
-            f"SELECT true, ins.id, {', '.join(['NULL'] * len(fields))} FROM ins "
-            f"UNION ALL SELECT false, {columns} FROM {table} "
-            "WHERE document_type_id = %s AND document_number = %s AND document_issuer = %s"
-            # Repeats the unique index's own condition: the statement is prepared once per connection, and a
-            # generic plan can only use that partial index when the query itself rules out an empty number.
-            " AND document_number <> ''"
-        )
-        cursor.execute(sql, [*values, *key])
+        cursor.execute(_insert_or_find_sql(), [*values, *key])
         row = cursor.fetchone()
     if row is None:
         return None, False
@@ -163,7 +173,10 @@ def patient_resolve(data: ResolvedPatient) -> tuple[Patient, bool]:
         return found, True
     if found is None:
         # Another request registered the same document a moment ago: use theirs.
-        return Patient.objects.get(document_type_id=key[0], document_number=key[1], document_issuer=key[2]), False
+        stored = Patient.objects.with_document().get(
+            document_type_id=key[0], document_number=key[1], document_issuer=key[2]
+        )
+        return stored, False
     changed = _refresh_contact(found, data)
     if changed:
         found.save(update_fields=[*changed, "updated_at"])
@@ -211,7 +224,7 @@ def patients_resolve_many(items: Sequence[ResolvedPatient]) -> list[Patient]:
     known: dict[tuple[int, str, str], Patient] = {}
     if keys:
         numbers = {k[1] for k in keys}
-        for patient in Patient.objects.filter(document_number__in=numbers):
+        for patient in Patient.objects.with_document().filter(document_number__in=numbers):
             known[(patient.document_type_id, patient.document_number, patient.document_issuer)] = patient
     to_create: dict[tuple[int, str, str], Patient] = {}
     to_update: dict[int, tuple[Patient, set[str]]] = {}

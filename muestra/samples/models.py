@@ -73,24 +73,40 @@ class Shipment(models.Model):
 
 
 class Sample(models.Model):
-    establishment = models.ForeignKey(Establishment, on_delete=models.PROTECT, related_name="samples")
-    laboratory = models.ForeignKey(Laboratory, on_delete=models.PROTECT, null=True, blank=True, related_name="samples")
+    # Every index of this table is paid on each registration and, since a result changes indexed columns (no HOT
+    # update), again on each result. So only the indexes a read uses exist (see Meta): no index of its own for
+    # catalogue references (a handful of values, never looked up alone), for the establishment and lab (the
+    # composite indexes lead with them), nor for the user. Partial indexes cover the columns that are mostly NULL.
+    establishment = models.ForeignKey(Establishment, on_delete=models.PROTECT, related_name="samples", db_index=False)
+    laboratory = models.ForeignKey(
+        Laboratory, on_delete=models.PROTECT, null=True, blank=True, related_name="samples", db_index=False
+    )
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, null=True, blank=True, related_name="samples")
     is_pool = models.BooleanField(_("pooled tube"), default=False)
-    pool = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="members")
-    disease = models.ForeignKey(Disease, on_delete=models.PROTECT)
-    test = models.ForeignKey(Test, on_delete=models.PROTECT)
-    sample_type = models.ForeignKey(SampleType, on_delete=models.PROTECT)
-    strategy = models.ForeignKey(Strategy, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    substrategy = models.ForeignKey(Strategy, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    pool = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="members", db_index=False
+    )
+    disease = models.ForeignKey(Disease, on_delete=models.PROTECT, db_index=False)
+    test = models.ForeignKey(Test, on_delete=models.PROTECT, db_index=False)
+    sample_type = models.ForeignKey(SampleType, on_delete=models.PROTECT, db_index=False)
+    strategy = models.ForeignKey(
+        Strategy, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
+    substrategy = models.ForeignKey(
+        Strategy, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
     active_case_finding = models.BooleanField(_("active case finding"), default=False)
     collected_at = models.DateTimeField(_("collection time"))
 
-    # The LIS's own code (codigo_muestra_cliente), unique within the lab that issued it.
+    # The LIS's own code (codigo_muestra_cliente), unique within the lab that issued it. `client_lab` is set exactly
+    # when there is a code (a check constraint says so).
     client_code = models.CharField(_("laboratory's own code"), max_length=60, blank=True, default="")
-    client_lab = models.ForeignKey(Laboratory, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    # Tube barcode printed at the site (mass screening); unique when present.
-    tube_code = models.CharField(_("tube barcode"), max_length=60, null=True, blank=True, unique=True)
+    client_lab = models.ForeignKey(
+        Laboratory, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
+    # Tube barcode printed at the site (mass screening); unique when present (constraint in Meta). NULL, not "",
+    # for none: the tubes without a barcode stay out of the unique index.
+    tube_code = models.CharField(_("tube barcode"), max_length=60, null=True, blank=True)  # noqa: DJ001
 
     responsible_run = models.CharField(_("responsible professional RUN"), max_length=12, blank=True)
     ordering_physician_run = models.CharField(_("ordering physician RUN"), max_length=12, blank=True)
@@ -100,34 +116,58 @@ class Sample(models.Model):
 
     state = models.CharField(_("state"), max_length=16, choices=SampleState.choices, default=SampleState.REGISTERED)
     state_changed_at = models.DateTimeField()
-    shipment = models.ForeignKey(Shipment, on_delete=models.SET_NULL, null=True, blank=True, related_name="samples")
+    shipment = models.ForeignKey(
+        Shipment, on_delete=models.SET_NULL, null=True, blank=True, related_name="samples", db_index=False
+    )
     received_at = models.DateTimeField(_("received at"), null=True, blank=True)
-    result_value = models.ForeignKey(ResultValue, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    result_value = models.ForeignKey(
+        ResultValue, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
     result_at = models.DateTimeField(_("result time"), null=True, blank=True)
     retest_needed = models.BooleanField(_("re-test needed"), default=False)
-    rejection_reason = models.ForeignKey(RejectionReason, on_delete=models.PROTECT, null=True, blank=True)
+    rejection_reason = models.ForeignKey(
+        RejectionReason, on_delete=models.PROTECT, null=True, blank=True, db_index=False
+    )
 
     registered_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
     )
     channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices, default=Channel.WEB)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         verbose_name = _("sample")
         verbose_name_plural = _("samples")
         constraints = [
+            # Partial on the lab, not on the code: the visibility rule (`client_lab_id IN (...)`, in an OR with the
+            # current lab) and the batch look-up of hundreds of codes imply `client_lab_id IS NOT NULL`, so they
+            # use this index, whereas PostgreSQL cannot prove `client_code <> ''` from a parameter or from a list
+            # of more than 100 codes. With the check below, it is the same uniqueness as "per lab, when coded".
             models.UniqueConstraint(
                 fields=["client_lab", "client_code"],
-                condition=~models.Q(client_code=""),
+                condition=models.Q(client_lab__isnull=False),
                 name="sample_client_code_unique_per_lab",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(client_lab__isnull=True) | ~models.Q(client_code=""),
+                name="sample_client_lab_has_code",
+            ),
+            # A constraint rather than unique=True: no second (LIKE-pattern) index on PostgreSQL, and the tubes
+            # without a barcode are left out of the index. `tube_code = %s` and `IN (...)` imply NOT NULL.
+            models.UniqueConstraint(
+                fields=["tube_code"], condition=models.Q(tube_code__isnull=False), name="sample_tube_code_unique"
             ),
         ]
         indexes = [
+            # Worklists, lists, and the visibility rule of labs and establishments.
             models.Index(fields=["laboratory", "state", "collected_at"]),
             models.Index(fields=["establishment", "state", "collected_at"]),
+            # Lists newest collection first, date filters, the admin's date hierarchy.
             models.Index(fields=["collected_at"]),
+            # Pool members and shipment contents (and their PROTECT/SET_NULL checks); most samples have neither.
+            models.Index(fields=["pool"], condition=models.Q(pool__isnull=False), name="sample_pool_member"),
+            models.Index(fields=["shipment"], condition=models.Q(shipment__isnull=False), name="sample_in_shipment"),
         ]
 
     def __str__(self) -> str:
@@ -178,15 +218,21 @@ class AppendOnlyModel(models.Model):
 
 
 class SampleEvent(AppendOnlyModel):
+    # Read by sample (the timeline) and by time (outbound catch-up); the other references are only shown, so they
+    # have no index of their own (each one is paid on every event written).
     sample = models.ForeignKey(Sample, on_delete=models.PROTECT, related_name="events")
     kind = models.CharField(max_length=24, choices=EventKind.choices)
     at = models.DateTimeField(db_index=True)
     # When it happened according to the caller (e.g. the lab's reception time), if it differs from `at`.
     occurred_at = models.DateTimeField(null=True, blank=True)
     actor = models.CharField(max_length=120)  # "user:12" / "apikey:3" / "system"
-    actor_user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+")
-    laboratory = models.ForeignKey(Laboratory, on_delete=models.PROTECT, null=True, related_name="+")
-    establishment = models.ForeignKey(Establishment, on_delete=models.PROTECT, null=True, related_name="+")
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+", db_index=False
+    )
+    laboratory = models.ForeignKey(Laboratory, on_delete=models.PROTECT, null=True, related_name="+", db_index=False)
+    establishment = models.ForeignKey(
+        Establishment, on_delete=models.PROTECT, null=True, related_name="+", db_index=False
+    )
     from_state = models.CharField(max_length=16, blank=True)
     to_state = models.CharField(max_length=16, blank=True)
     reason = models.CharField(max_length=250, blank=True)
@@ -224,26 +270,44 @@ def report_upload_path(instance: Result, filename: str) -> str:
 class Result(AppendOnlyModel):
     """Every version of a sample's result, first delivery and corrections alike."""
 
-    sample = models.ForeignKey(Sample, on_delete=models.PROTECT, related_name="results")
+    # Results are read by sample only: the unique (sample, version) index serves that, so no other index but the
+    # partial ones on the rarely set references (their PROTECT checks).
+    sample = models.ForeignKey(Sample, on_delete=models.PROTECT, related_name="results", db_index=False)
     version = models.PositiveSmallIntegerField()
-    value = models.ForeignKey(ResultValue, on_delete=models.PROTECT)
+    value = models.ForeignKey(ResultValue, on_delete=models.PROTECT, db_index=False)
     reported_at = models.DateTimeField(_("result time"))
     entered_at = models.DateTimeField()
-    laboratory = models.ForeignKey(Laboratory, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    laboratory = models.ForeignKey(
+        Laboratory, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
     actor = models.CharField(max_length=120)
     report = models.FileField(upload_to=report_upload_path, blank=True)
     report_sha256 = models.CharField(max_length=64, blank=True)
     report_content_type = models.CharField(max_length=80, blank=True)
     reason = models.CharField(_("correction reason"), max_length=250, blank=True)
     authorization = models.ForeignKey(
-        "CorrectionAuthorization", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        "CorrectionAuthorization", on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
     )
     # Results fanned out from a pooled tube point at the pool's result.
-    from_pool_result = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    from_pool_result = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
 
     class Meta:
         ordering = ["sample", "version"]
         constraints = [models.UniqueConstraint(fields=["sample", "version"], name="result_version_unique")]
+        indexes = [
+            models.Index(
+                fields=["authorization"],
+                condition=models.Q(authorization__isnull=False),
+                name="result_authorization",
+            ),
+            models.Index(
+                fields=["from_pool_result"],
+                condition=models.Q(from_pool_result__isnull=False),
+                name="result_from_pool_result",
+            ),
+        ]
         verbose_name = _("result")
         verbose_name_plural = _("results")
 

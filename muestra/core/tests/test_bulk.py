@@ -14,7 +14,7 @@ from django.db import connection
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
-from muestra.core.bulk import bulk_insert_rows, bulk_update_rows, json_rows, new_instance
+from muestra.core.bulk import bulk_insert_rows, bulk_update_rows, insert_rows, json_rows, new_instance
 from muestra.demo.builders import sample_in_state
 from muestra.samples.models import Channel, EventKind, Sample, SampleEvent, SampleState
 
@@ -84,6 +84,28 @@ def test_bulk_insert_takes_the_id_of_a_related_row_saved_after_the_object_was_bu
     unsaved.save()
     (inserted,) = bulk_insert_rows(SampleEvent, [event])
     assert SampleEvent.objects.get(pk=inserted.pk).sample_id == unsaved.pk
+
+
+@pytest.mark.parametrize("insert", [bulk_insert_rows, insert_rows])
+def test_an_unsaved_related_row_is_refused_and_nothing_is_written(world, insert):
+    sample = _registered(world)
+    event = _event(sample)
+    event.sample = Sample(establishment_id=sample.establishment_id)  # never saved
+    before = SampleEvent.objects.count()
+    with pytest.raises(ValueError, match="unsaved related object 'sample'"):
+        insert(SampleEvent, [event])
+    assert SampleEvent.objects.count() == before
+
+
+def test_insert_rows_stores_what_save_stores(world):
+    sample = _registered(world)
+    saved = _event(sample)
+    saved.save()
+    inserted = insert_rows(SampleEvent, [_event(sample, at=saved.at), _event(sample, at=saved.at)])
+    assert all(e.pk is not None and not e._state.adding for e in inserted)
+    assert len({e.pk for e in inserted}) == 2
+    for event in inserted:
+        assert _event_values(event.pk) == _event_values(saved.pk)
 
 
 def test_bulk_update_writes_only_the_named_fields_of_the_given_rows(world):

@@ -46,6 +46,7 @@ from muestra.integrations.pntm.parsing import (
     parse_run,
     payload_items,
 )
+from muestra.patients.models import Patient
 from muestra.samples import lookups
 from muestra.samples.inputs import resolve_sample
 from muestra.samples.models import Channel, Sample
@@ -646,7 +647,11 @@ def _by_run(request: HttpRequest, caller: Caller) -> HttpResponse:
     runs = list(dict.fromkeys(_patient_run(item) for item in _read_items(request, caller)))
     samples = list(
         _readable(caller)
-        .filter(patient__document_type__validator=DocumentValidator.CL_RUN, patient__document_number__in=runs)
+        .filter(
+            patient__in=Patient.objects.with_document().filter(
+                document_type__validator=DocumentValidator.CL_RUN, document_number__in=runs
+            )
+        )
         .order_by("collected_at", "pk")
     )
     return _read_answer(caller, samples, search=True)
