@@ -86,13 +86,13 @@ def deliver_raw(url: str, sample_ids: list[int], *, batch: int = BATCH) -> float
 
 def prepare_samples(count: int) -> list[int]:
     """Registers `count` samples of establishment A for lab X through the service (untimed); returns their ids."""
-    from bench.ingest import registered_samples
-    from muestra.accounts.scoping import SYSTEM
-
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "muestra.settings")
     import django
 
-    django.setup()
+    django.setup()  # before the project's imports: run on its own (bench/uploads.py does), nothing set Django up
+    from bench.ingest import registered_samples
+    from muestra.accounts.scoping import SYSTEM
+
     return registered_samples(SYSTEM, count, lambda s: s.pk)
 
 

@@ -327,11 +327,12 @@ def samples_by_identifiers(
             tubes.add(value)
         if kind in (IdentifierKind.CLIENT, IdentifierKind.ANY):
             codes.add(value)
-    q = Q(pk__in=sorted(pks)) if pks else Q()
+    # `in_array`: one array parameter per list, so the statement is the same for any number of identifiers.
+    q = Q(pk__in_array=sorted(pks)) if pks else Q()
     if tubes:
-        q |= Q(tube_code__in=sorted(tubes))
+        q |= Q(tube_code__in_array=sorted(tubes))
     if codes and actor.laboratory_ids:
-        q |= Q(client_lab_id__in=sorted(actor.laboratory_ids), client_code__in=sorted(codes))
+        q |= Q(client_lab_id__in_array=sorted(actor.laboratory_ids), client_code__in_array=sorted(codes))
     if not q:
         return IdentifiedSamples({}, {})
     queryset = scoped(actor, Sample.objects.filter(q))

@@ -1420,7 +1420,8 @@ def result_deliver_batch(
     with transaction.atomic():
         wanted = sorted({item.sample_id for item in items})
         locked = {
-            s.pk: s for s in scoped(actor, Sample.objects.select_for_update().order_by("pk")).filter(pk__in=wanted)
+            s.pk: s
+            for s in scoped(actor, Sample.objects.select_for_update().order_by("pk")).filter(pk__in_array=wanted)
         }
         rec = _Recorder(actor, channel)
         new_results: dict[int, Result] = {}  # sample id -> the result recorded by this batch

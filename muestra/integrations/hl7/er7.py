@@ -42,6 +42,9 @@ class Segment:
 
     fields: list[str]
     delimiters: Delimiters
+    #: Components of each field's repetitions, split on first use: a result message reads some thirty components
+    #: from a handful of fields, and splitting the field again for each was a sixth of reading a message.
+    _split: dict[tuple[int, int], list[str]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def id(self) -> str:
@@ -55,10 +58,11 @@ class Segment:
 
     def component(self, n: int, c: int = 1, *, repetition: int = 0) -> str:
         """Field n, component c (1-based), unescaped; "" when absent."""
-        reps = self.repetitions(n)
-        if repetition >= len(reps):
-            return ""
-        parts = reps[repetition].split(self.delimiters.component)
+        parts = self._split.get((n, repetition))
+        if parts is None:
+            reps = self.repetitions(n)
+            parts = reps[repetition].split(self.delimiters.component) if repetition < len(reps) else []
+            self._split[(n, repetition)] = parts
         value = parts[c - 1] if 0 < c <= len(parts) else ""
         return unescape(value.split(self.delimiters.subcomponent)[0], self.delimiters).strip()
 
