@@ -79,6 +79,7 @@ entry AS (
 UPDATE audit_audithead SET last_hash = entry.hash, last_entry_id = entry.id FROM entry WHERE audit_audithead.id = 1
 """  # noqa: S608 (constant text, no value interpolated)
 
+
 def _ensure_head() -> None:
     AuditHead.objects.get_or_create(pk=1)
 
