@@ -49,6 +49,7 @@ from pydantic import BaseModel
 
 from muestra.api.auth import actor_of
 from muestra.api.errors import render_json
+from muestra.core.bulk import db_values, mark_saved
 from muestra.core.errors import Conflict, ValidationFailed
 from muestra.core.models import IdempotencyRecord
 
@@ -136,13 +137,11 @@ def _claim(*, principal: str, key: str, method: str, path: str, fingerprint: str
         "ON CONFLICT DO NOTHING RETURNING id"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [f.get_db_prep_save(getattr(record, f.attname), connection) for f in fields])
+        cursor.execute(sql, db_values(record, fields, connection, pre_save=False))
         row = cursor.fetchone()
     if row is None:
         return None
-    record.pk = row[0]
-    record._state.adding = False
-    record._state.db = connection.alias
+    mark_saved(record, row[0], connection.alias)
     return record
 
 

@@ -310,9 +310,15 @@ def bulk_insert_rows(model: type[M], objs: Sequence[M]) -> list[M]:
             for obj in objs:
                 copy.write_row(_copy_row(plan, obj, connection))
     for obj in objs:
-        obj._state.adding = False
-        obj._state.db = connection.alias
+        mark_saved(obj, obj.pk, connection.alias)
     return list(objs)
+
+
+def mark_saved(obj: models.Model, pk: Any, alias: str) -> None:
+    """What `save()` leaves on an object it inserted: its key, and its state as stored in database `alias`."""
+    obj.pk = pk
+    obj._state.adding = False
+    obj._state.db = alias
 
 
 _insert_statements: dict[tuple[str, type[models.Model], int], tuple[str, _Plan]] = {}
@@ -356,7 +362,5 @@ def insert_rows(model: type[M], objs: Sequence[M]) -> list[M]:
         cursor.execute(sql, params)
         ids = [row[0] for row in cursor.fetchall()]
     for obj, new_id in zip(objs, ids, strict=True):
-        obj.pk = new_id
-        obj._state.adding = False
-        obj._state.db = connection.alias
+        mark_saved(obj, new_id, connection.alias)
     return list(objs)

@@ -15,7 +15,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import Field
 
-from muestra.core.bulk import db_values, json_rows, new_instance
+from muestra.core.bulk import db_values, json_rows, mark_saved, new_instance
 from muestra.patients.models import Patient
 from muestra.samples.inputs import ResolvedPatient
 
@@ -92,12 +92,6 @@ def _insert_sql(fields: Sequence[Field[Any, Any]], rows: int, returning: str) ->
     )
 
 
-def _mark_saved(patient: Patient, pk: int) -> None:
-    patient.pk = pk
-    patient._state.adding = False
-    patient._state.db = connection.alias
-
-
 def _by_document(key: tuple[int, str, str]) -> Patient | None:
     return (
         Patient.objects.with_document()
@@ -135,7 +129,7 @@ def _insert_or_find(patient: Patient, key: tuple[int, str, str]) -> tuple[Patien
             cursor.execute(_insert_sql(fields, 1, "id"), values)
             row = cursor.fetchone()
             if row is not None:
-                _mark_saved(patient, row[0])
+                mark_saved(patient, row[0], connection.alias)
                 return patient, True
             return _by_document(key), False
         cursor.execute(_insert_or_find_sql(), [*values, *key])
@@ -143,7 +137,7 @@ def _insert_or_find(patient: Patient, key: tuple[int, str, str]) -> tuple[Patien
     if row is None:
         return None, False
     if row[0]:
-        _mark_saved(patient, row[1])
+        mark_saved(patient, row[1], connection.alias)
         return patient, True
     stored = Patient.from_db(connection.alias, ["id", *(f.attname for f in fields)], row[1:])
     return stored, False
@@ -215,7 +209,7 @@ def _insert_many(patients: dict[tuple[int, str, str], Patient]) -> None:
                 cursor.execute(_insert_sql(fields, len(chunk), returning), values)
                 stored.extend(cursor.fetchall())
     for pk, type_id, number, issuer in stored:
-        _mark_saved(patients[(type_id, number, issuer)], pk)
+        mark_saved(patients[(type_id, number, issuer)], pk, connection.alias)
 
 
 def patients_resolve_many(items: Sequence[ResolvedPatient]) -> list[Patient]:

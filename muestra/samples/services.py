@@ -19,6 +19,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from muestra.accounts.scoping import Actor, scoped
@@ -889,13 +890,27 @@ def shipment_dispatch(*, actor: Actor, shipment_id: int, channel: str = Channel.
 # --- laboratory: receipt, rejection, return, forwarding ----------------------------------------------------------
 
 
-def _check_receipt_time(sample: Sample, received_at: datetime | None, now: datetime) -> datetime:
-    when = received_at or now
+def _check_time(
+    sample: Sample, given: datetime | None, now: datetime, *, field: str, future: str | Promise, early: str | Promise
+) -> datetime:
+    """`given` (or now): not in the future beyond the tolerance, not before the collection."""
+    when = given or now
     if when > now + timedelta(minutes=settings.MUESTRA["FUTURE_TOLERANCE_MINUTES"]):
-        raise ValidationFailed(_("The reception time cannot be in the future."), field="received_at")
+        raise ValidationFailed(future, field=field)
     if when < sample.collected_at:
-        raise ValidationFailed(_("The reception time cannot be before the collection time."), field="received_at")
+        raise ValidationFailed(early, field=field)
     return when
+
+
+def _check_receipt_time(sample: Sample, received_at: datetime | None, now: datetime) -> datetime:
+    return _check_time(
+        sample,
+        received_at,
+        now,
+        field="received_at",
+        future=_("The reception time cannot be in the future."),
+        early=_("The reception time cannot be before the collection time."),
+    )
 
 
 def _mark_received(sample: Sample, when: datetime, now: datetime, rec: _Recorder, *, implicit: bool) -> None:
@@ -1204,13 +1219,14 @@ def _check_report(result_value: ResultValue, report: ReportFile | None) -> None:
 
 
 def _check_result_time(sample: Sample, reported_at: datetime | None) -> datetime:
-    now = timezone.now()
-    when = reported_at or now
-    if when > now + timedelta(minutes=settings.MUESTRA["FUTURE_TOLERANCE_MINUTES"]):
-        raise ValidationFailed(_("The result time cannot be in the future."), field="reported_at")
-    if when < sample.collected_at:
-        raise ValidationFailed(_("The result time cannot be before the collection time."), field="reported_at")
-    return when
+    return _check_time(
+        sample,
+        reported_at,
+        timezone.now(),
+        field="reported_at",
+        future=_("The result time cannot be in the future."),
+        early=_("The result time cannot be before the collection time."),
+    )
 
 
 def _new_result(
