@@ -92,8 +92,21 @@ class Server:
         return max(peaks, default=0.0)
 
 
+def server_options() -> tuple[str, int, int]:
+    """gunicorn's worker class, workers and threads: by default what docs/operations.md tells operators to run,
+    sync workers, 2 x cores + 1 (a request spends about a third of its time waiting on PostgreSQL, so two processes
+    per core keep both cores busy). BENCH_WORKER_CLASS, BENCH_WORKERS and BENCH_THREADS override them: with
+    `gthread` 4 x 2 on the 2-core machine the throughput was the same but the p99 of single registrations twice as
+    high (threads of one process queue behind its GIL)."""
+    worker_class = os.environ.get("BENCH_WORKER_CLASS", "sync")
+    workers = int(os.environ.get("BENCH_WORKERS", str(2 * (os.cpu_count() or 1) + 1)))
+    threads = int(os.environ.get("BENCH_THREADS", "1"))
+    return worker_class, workers, threads
+
+
 @contextmanager
-def running_server(*, port: int = 8765, workers: int = 2, threads: int = 8) -> Iterator[Server]:
+def running_server(*, port: int = 8765) -> Iterator[Server]:
+    worker_class, workers, threads = server_options()
     cmd = [
         PYTHON,
         "-m",
@@ -106,7 +119,7 @@ def running_server(*, port: int = 8765, workers: int = 2, threads: int = 8) -> I
         "--threads",
         str(threads),
         "--worker-class",
-        "gthread",
+        worker_class,
         "--log-level",
         "warning",
         "--timeout",

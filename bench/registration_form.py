@@ -9,8 +9,8 @@ remembered settings out of the page, POST a registration of a new patient (uniqu
 confirmation, which is the next empty form. Prints one JSON line: registrations per second and p50/p95/p99 of the
 POST, of the GET that follows it, and of one whole registration (POST + GET, what the taker waits for).
 
-The database is recreated first (bench.harness.fresh_database). Environment: BENCH_DATABASE_URL, BENCH_WORKERS,
-BENCH_THREADS (gunicorn gthread workers/threads, default 4 x 2 as bench.samples).
+The database is recreated first (bench.harness.fresh_database). Environment: BENCH_DATABASE_URL, BENCH_WORKER_CLASS,
+BENCH_WORKERS, BENCH_THREADS (gunicorn, as bench.samples: sync workers, 2 x cores + 1).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import re
 import statistics
 import threading
@@ -29,7 +28,7 @@ from http.cookies import SimpleCookie
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from bench.harness import RunSequence, fresh_database, running_server
+from bench.harness import RunSequence, fresh_database, running_server, server_options
 
 CHILE = ZoneInfo("America/Santiago")
 PASSWORD = "Muestra-demo-2026"  # the demo personas' published password (muestra.demo.world.DEMO_PASSWORD)
@@ -210,11 +209,10 @@ def main() -> None:
     parser.add_argument("--per-user", type=int, default=150, help="registrations per virtual taker")
     parser.add_argument("--reuse-database", action="store_true", help="skip recreating the benchmark database")
     args = parser.parse_args()
-    workers = int(os.environ.get("BENCH_WORKERS", "4"))
-    threads = int(os.environ.get("BENCH_THREADS", "2"))
+    _worker_class, workers, _threads = server_options()
     if not args.reuse_database:
         fresh_database()
-    with running_server(workers=workers, threads=threads) as server:
+    with running_server() as server:
         # One warm-up registration per worker process fills its look-up caches, as on any running server.
         run(server.port, users=workers, per_user=2)
         summary = run(server.port, users=args.users, per_user=args.per_user)

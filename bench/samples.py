@@ -15,8 +15,8 @@ Every row is a new patient with a unique RUN (the realistic, expensive case). Th
 Each line also gives the CPU spent per sample by the app workers and by the PostgreSQL backends serving the
 benchmark database (app_cpu_ms_per_item, db_cpu_ms_per_item) and the load average: on a shared machine the
 throughput moves with everyone else's work, the CPU per sample much less.
-Environment: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/muestra_bench), BENCH_WORKERS,
-BENCH_THREADS (gunicorn gthread workers/threads).
+Environment: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/muestra_bench), BENCH_WORKER_CLASS,
+BENCH_WORKERS, BENCH_THREADS (gunicorn; by default sync workers, 2 x cores + 1, as docs/operations.md says).
 """
 
 from __future__ import annotations
@@ -201,15 +201,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16, help="single: concurrent connections")
     parser.add_argument("--batches", type=int, default=30, help="batch/pntm: number of batches")
     parser.add_argument("--batch-size", type=int, default=1000)
-    parser.add_argument("--batch-concurrency", type=int, default=2)
+    parser.add_argument("--batch-concurrency", type=int, default=4)
     parser.add_argument("--baseline-samples", type=int, default=30000)
     args = parser.parse_args()
-    # 4 processes x 2 threads on the 2-core reference machine: a request spends about a third of its time waiting
-    # on PostgreSQL, so two processes per core keep both cores busy, while few threads per process keep the GIL
-    # hand-offs (which add latency under load) rare; the former 2 x 8 queued eight requests behind each GIL.
-    workers = int(os.environ.get("BENCH_WORKERS", "4"))
-    threads = int(os.environ.get("BENCH_THREADS", "2"))
-
     run_all = args.scenario == "all"
     baseline_rate = None
     if run_all or args.scenario == "baseline":
@@ -219,7 +213,7 @@ def main() -> None:
     fresh_database()
     key = issue_key(LAB_X)
     runs = RunSequence(50_000_000)
-    with running_server(workers=workers, threads=threads) as server:
+    with running_server() as server:
         if run_all or args.scenario == "single":
             print_figures(
                 measured(server, lambda: scenario_single(server.port, key, args.count, args.concurrency, runs)),

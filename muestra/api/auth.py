@@ -8,6 +8,8 @@ Session auth is ninja's SessionAuth made explicit: CSRF is enforced for unsafe m
 by the browser on its own, an API key is not), and only for callers that are actually logged in, so an anonymous
 POST gets 401 rather than a confusing CSRF 403.
 
+A session counts only once the second factor its role requires is verified, as on the staff pages.
+
 Roles that may only read (an authority viewer, or a person with no staff role at all, like a citizen) are refused
 every unsafe method with 403 here, before any record is looked up: the answer then never depends on whether the
 record exists, and the services' own role checks stay the last line of defence.
@@ -26,7 +28,7 @@ from ninja.utils import check_csrf
 
 from muestra.accounts.models import API_KEY_PREFIX, User
 from muestra.accounts.scoping import ANONYMOUS, Actor, actor_for_api_key, actor_for_user
-from muestra.accounts.services import api_key_authenticate
+from muestra.accounts.services import api_key_authenticate, two_factor_required_for
 from muestra.core.errors import PermissionDenied
 from muestra.samples.services import may_write
 
@@ -82,9 +84,17 @@ class SessionActor(APIKeyCookie):
         return self.authenticate(request, request.COOKIES.get(self.param_name))
 
     def authenticate(self, request: HttpRequest, key: str | None) -> Actor | None:
-        actor = actor_for_user(cast(User, request.user))
+        user = cast(User, request.user)
+        actor = actor_for_user(user)
         if actor is ANONYMOUS:  # an inactive user keeps a session cookie until it expires
             return None
+        # The same gate as the staff pages (web/access.py): a session that has passed the password but not yet
+        # the second factor its role requires must not reach the data through the API instead.
+        is_verified = getattr(user, "is_verified", None)  # set by django-otp's middleware
+        if two_factor_required_for(actor) and not (callable(is_verified) and is_verified()):
+            raise PermissionDenied(
+                _("Your role requires a second factor: verify it in the web application before using this session.")
+            )
         return _attach(request, actor)
 
 

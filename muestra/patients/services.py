@@ -218,7 +218,7 @@ def patients_resolve_many(items: Sequence[ResolvedPatient]) -> list[Patient]:
     known: dict[tuple[int, str, str], Patient] = {}
     if keys:
         numbers = {k[1] for k in keys}
-        for patient in Patient.objects.with_document().filter(document_number__in=numbers):
+        for patient in Patient.objects.with_document().filter(document_number__in_array=list(numbers)):
             known[(patient.document_type_id, patient.document_number, patient.document_issuer)] = patient
     to_create: dict[tuple[int, str, str], Patient] = {}
     to_update: dict[int, tuple[Patient, set[str]]] = {}

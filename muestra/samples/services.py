@@ -517,9 +517,9 @@ def _register_items(
     if seen_codes:
         lab_ids = {k[0] for k in seen_codes}
         stored = set(
-            Sample.objects.filter(client_lab_id__in=lab_ids, client_code__in=[k[1] for k in seen_codes]).values_list(
-                "client_lab_id", "client_code"
-            )
+            Sample.objects.filter(
+                client_lab_id__in_array=list(lab_ids), client_code__in_array=[k[1] for k in seen_codes]
+            ).values_list("client_lab_id", "client_code")
         )
         if stored:
             retry = {seen_codes[k] for k in stored if k in seen_codes}

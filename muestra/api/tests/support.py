@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from conftest import login_with_second_factor
 from muestra.demo.builders import sample_in_state, sample_input
 from muestra.samples.inputs import SampleInput
 from muestra.samples.models import Sample
@@ -76,9 +77,8 @@ def api(world: Any) -> Callable[[str], ApiClient]:
     def make(persona: str) -> ApiClient:
         if persona in KEY_PERSONAS:
             return ApiClient(Client(), {"Authorization": f"Bearer {world.keys[KEY_PERSONAS[persona]]}"})
-        client = Client()
-        client.force_login(world.users[persona])
-        return ApiClient(client)
+        # As a person signs in to the web application: with the second factor when the role requires one.
+        return ApiClient(login_with_second_factor(Client(), world.users[persona]))
 
     return make
 

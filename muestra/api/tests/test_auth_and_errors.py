@@ -10,6 +10,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from conftest import login_with_second_factor
 from muestra.accounts.models import ApiKey
 from muestra.accounts.scoping import SYSTEM
 from muestra.accounts.services import api_key_issue, api_key_revoke
@@ -94,6 +95,26 @@ def test_api_key_needs_no_csrf_even_with_a_browser_session(world):
         headers={"Authorization": f"Bearer {world.keys['est_a']}"},
     )
     assert response.status_code == 201, response.content
+
+
+@pytest.mark.parametrize("persona", ["lab_x", "viewer_rm", "admin"])
+def test_a_session_without_the_required_second_factor_reaches_no_data(world, persona):
+    # Signed in with the password only: the staff pages send such a session to the authenticator first, and the
+    # API must not serve it either (reads included: they are the personal data the second factor protects).
+    client = Client()
+    client.force_login(world.users[persona])
+    response = client.get(f"{API}/samples")
+    assert response.status_code == 403
+    assert error_of(response)["code"] == "forbidden"
+    assert "segundo factor" in error_of(response)["message"]  # Spanish, the default language
+    verified = login_with_second_factor(Client(), world.users[persona])
+    assert verified.get(f"{API}/samples").status_code == 200
+
+
+def test_roles_without_a_second_factor_use_their_session_as_before(world):
+    client = Client()
+    client.force_login(world.users["taker_a"])  # sample takers sign in with a password only
+    assert client.get(f"{API}/samples").status_code == 200
 
 
 def test_inactive_user_session_is_401(world):

@@ -14,6 +14,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from conftest import login_with_second_factor
 from muestra.demo.builders import sample_in_state, sample_input
 from muestra.samples.models import Sample
 
@@ -63,9 +64,7 @@ def fhir(world: Any) -> Any:
     def make(persona: str = "key_lab_x") -> Fhir:
         if persona in KEY_PERSONAS:
             return Fhir(Client(), {"Authorization": f"Bearer {world.keys[KEY_PERSONAS[persona]]}"})
-        client = Client()
-        client.force_login(world.users[persona])
-        return Fhir(client, {})
+        return Fhir(login_with_second_factor(Client(), world.users[persona]), {})
 
     return make
 

@@ -8,6 +8,7 @@ from typing import Any
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
+from conftest import login_with_second_factor
 from muestra.demo.builders import sample_input
 from muestra.integrations.fhir.tests.conftest import PDF, PDF_2, issues, load_bundle, statuses
 from muestra.integrations.models import Intake, IntakeItem
@@ -246,8 +247,7 @@ def test_a_session_must_send_the_csrf_token_and_an_establishment_may_not_deliver
     from django.test import Client
 
     sample = received()
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(world.users["lab_x"])
+    client = login_with_second_factor(Client(enforce_csrf_checks=True), world.users["lab_x"])
     bundle = json.dumps(load_bundle("batch_mpox", NUMBER=sample.number))
     refused = client.post("/fhir/", bundle, content_type="application/fhir+json")
     assert refused.status_code == 403 and issues(refused.json())[0]["code"] == "security"
