@@ -257,6 +257,23 @@ def test_a_session_must_send_the_csrf_token_and_an_establishment_may_not_deliver
     assert not Result.objects.filter(sample=sample).exists()
 
 
+def test_a_session_without_the_second_factor_its_role_requires_is_refused(world, received):
+    from django.test import Client
+
+    sample = received()
+    client = Client()
+    client.force_login(world.users["lab_x"])  # the password only: lab staff must also verify a second factor
+    read = client.get(f"/fhir/Specimen/{sample.number}")
+    assert read.status_code == 403
+    assert read.json()["resourceType"] == "OperationOutcome"
+    assert issues(read.json())[0]["code"] == "forbidden"
+    refused = client.post(
+        "/fhir/", json.dumps(load_bundle("batch_mpox", NUMBER=sample.number)), content_type="application/fhir+json"
+    )
+    assert refused.status_code == 403
+    assert not Result.objects.filter(sample=sample).exists()
+
+
 def test_a_final_then_a_correction_of_the_same_sample_in_one_batch(world, fhir, received):
     sample = received()
     first = load_bundle("transaction_covid_result", NUMBER=sample.number)
