@@ -303,23 +303,18 @@ class _Connection:
             name, _sep, value = line.partition(":")
             fields[name.strip().lower()] = value.strip()
         body = self.buffer[head_end + 4 :]
+        payload: bytes | None
         if "content-length" in fields:
-            if len(body) < int(fields["content-length"]):
-                if not chunk:
-                    raise ConnectionError("the server closed the connection mid-answer")
-                return None
-            payload = bytes(body[: int(fields["content-length"])])
+            length = int(fields["content-length"])
+            payload = bytes(body[:length]) if len(body) >= length else None
         elif fields.get("transfer-encoding", "").lower() == "chunked":
-            decoded = _dechunk(bytes(body))
-            if decoded is None:
-                if not chunk:
-                    raise ConnectionError("the server closed the connection mid-answer")
-                return None
-            payload = decoded
-        elif chunk:  # no length: the body ends when the server closes the connection
+            payload = _dechunk(bytes(body))
+        else:  # no length: the body ends when the server closes the connection
+            payload = None if chunk else bytes(body)
+        if payload is None:
+            if not chunk:
+                raise ConnectionError("the server closed the connection mid-answer")
             return None
-        else:
-            payload = bytes(body)
         self.closed = fields.get("connection", "").lower() == "close" or not chunk
         return status, payload
 

@@ -21,7 +21,7 @@ def settle_startup_objects() -> None:
     """Freezes everything allocated so far and raises the first collection threshold to
     `settings.GC_GEN0_THRESHOLD` (0 leaves Python's collector as it is). Safe to call again later (after warming
     up), which freezes what was allocated in between."""
-    threshold = int(getattr(settings, "GC_GEN0_THRESHOLD", 0))
+    threshold = settings.GC_GEN0_THRESHOLD
     if threshold <= 0:
         return
     gc.collect()
