@@ -326,7 +326,11 @@ def resolve_patient(
     )
 
 
-def check_collected_at(value: datetime | None, errors: ErrorCollector, field_name: str = "collected_at") -> None:
+def check_collected_at(
+    value: datetime | None, errors: ErrorCollector, field_name: str = "collected_at", *, check_age: bool = True
+) -> None:
+    """The collection time is given, not in the future and (unless `check_age` is off) not older than a new
+    registration may be."""
     if value is None:
         errors.add(field_name, "required", _("The collection time is required."))
         return
@@ -334,7 +338,7 @@ def check_collected_at(value: datetime | None, errors: ErrorCollector, field_nam
     rules = settings.MUESTRA
     if value > now + timedelta(minutes=rules["FUTURE_TOLERANCE_MINUTES"]):
         errors.add(field_name, "future", _("The collection time cannot be in the future."))
-    elif value < now - timedelta(days=rules["MAX_COLLECTION_AGE_DAYS"]):
+    elif check_age and value < now - timedelta(days=rules["MAX_COLLECTION_AGE_DAYS"]):
         errors.add(
             field_name,
             "stale",
@@ -352,8 +356,12 @@ def check_run(value: str, errors: ErrorCollector, field_name: str) -> str:
         return ""
 
 
-def resolve_sample(data: SampleInput, errors: ErrorCollector) -> ResolvedSample | None:
-    """Resolves every code of `data` and checks the rules that do not depend on who is asking."""
+def resolve_sample(data: SampleInput, errors: ErrorCollector, *, check_age: bool = True) -> ResolvedSample | None:
+    """Resolves every code of `data` and checks the rules that do not depend on who is asking.
+
+    `check_age=False` leaves out the one rule that depends on when the call is made (a collection older than
+    MAX_COLLECTION_AGE_DAYS): a retry of a creation that was stored days ago is compared with what is stored
+    instead (`services._late_retry`)."""
     establishment = lookups.establishment(data.establishment)
     if establishment is None:
         errors.add(
@@ -385,7 +393,7 @@ def resolve_sample(data: SampleInput, errors: ErrorCollector) -> ResolvedSample 
             errors.add(
                 "substrategy", "unknown_code", _("Unknown sub-strategy %(value)r.") % {"value": data.substrategy}
             )
-    check_collected_at(data.collected_at, errors)
+    check_collected_at(data.collected_at, errors, check_age=check_age)
 
     laboratory = None
     if not _blank(data.laboratory):

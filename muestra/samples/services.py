@@ -349,11 +349,33 @@ def _settle_retry(existing: Sample, data: SampleInput, resolved: ResolvedSample)
     )
 
 
+def _late_retry(actor: Actor, data: SampleInput, errors: ErrorCollector) -> Sample | None:
+    """The stored sample when `data` is a LIS's retry of a creation that succeeded so long ago that its collection
+    time is now older than a new registration may be: the same registration again answers with what is stored,
+    however late (a retry queue that drained after a week-long outage must not turn successes into refusals).
+
+    Only when the age rule is the input's one fault and the lab's own code names a stored sample with the same
+    content; anything else keeps the refusal the input earned."""
+    if not data.client_code or not errors or any(e.code != "stale" for e in errors.errors):
+        return None
+    relaxed = ErrorCollector()
+    resolved = resolve_sample(data, relaxed, check_age=False)
+    if resolved is None:
+        return None
+    _check_registration_rights(actor, resolved, relaxed)
+    if relaxed:
+        return None
+    existing = _existing_by_client_code(actor, data, resolved)
+    return existing if existing is not None and _same_registration(existing, resolved) else None
+
+
 def _register_one(actor: Actor, data: SampleInput, channel: str, *, code_known: bool = False) -> tuple[Sample, bool]:
     errors = ErrorCollector()
     resolved = resolve_sample(data, errors)
     if resolved is not None:
         _check_registration_rights(actor, resolved, errors)
+    if (stored := _late_retry(actor, data, errors)) is not None:
+        return stored, False
     errors.raise_if_any()
     assert resolved is not None
     if code_known:
@@ -490,7 +512,10 @@ def _register_items(
         if resolved is not None:
             _check_registration_rights(actor, resolved, errors)
         if errors:
-            outcomes[i].errors = errors.errors
+            if (stored := _late_retry(actor, data, errors)) is not None:
+                outcomes[i].sample = stored
+            else:
+                outcomes[i].errors = errors.errors
             continue
         assert resolved is not None
         if resolved.pool_members or resolved.result_value is not None or data.tube_code:

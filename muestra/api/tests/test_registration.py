@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from muestra.api.tests.support import error_of, fields_of, sample_body
 from muestra.demo.builders import patient_input, sample_input
@@ -191,3 +194,29 @@ def test_batch_error_shape_of_a_wholly_bad_body(api):
     assert response.status_code == 422
     error = error_of(response)
     assert error["errors"][0]["field"] == "items"
+
+
+def test_lis_retry_after_the_collection_grew_stale_still_answers_200(api, settings):
+    data = sample_input(
+        establishment="105100",
+        laboratory=1000000002,
+        client_code="LIS-Y-LATE",
+        collected_at=timezone.now() - timedelta(days=2),
+    )
+    client = api("key_lab_y")
+    first = client.post("/samples", sample_body(data))
+    assert first.status_code == 201, first.content
+    settings.MUESTRA = {**settings.MUESTRA, "MAX_COLLECTION_AGE_DAYS": 1}
+    again = client.post("/samples", sample_body(data))
+    assert again.status_code == 200, again.content
+    assert again.json()["number"] == first.json()["number"]
+    other = sample_body(
+        sample_input(
+            establishment="105100",
+            laboratory=1000000002,
+            client_code="LIS-Y-LATE-2",
+            collected_at=timezone.now() - timedelta(days=2),
+        )
+    )
+    assert fields_of(client.post("/samples", other)) == {"collected_at": "stale"}
+    assert Sample.objects.count() == 1

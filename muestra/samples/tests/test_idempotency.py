@@ -224,3 +224,73 @@ def test_repeated_correction_authorisation_returns_the_pending_one(world):
     again = services.correction_authorise(actor=world.actors["admin"], sample_id=sample.pk, reason="late fix")
     assert again.pk == first.pk
     assert_unchanged(before, sample.pk)
+
+
+# --- a retry that arrives after the collection time has grown too old for a new registration ---------------------
+
+
+@pytest.fixture
+def collection_age_one_day(settings):
+    """Registrations older than a day are stale from now on: a sample collected two days ago, stored while that
+    was allowed, is then retried 'late' without waiting a week."""
+
+    def shrink() -> None:
+        settings.MUESTRA = {**settings.MUESTRA, "MAX_COLLECTION_AGE_DAYS": 1}
+
+    return shrink
+
+
+def _two_days_old(code: str):
+    return sample_input(client_code=code, collected_at=timezone.now() - timedelta(days=2))
+
+
+def test_late_lis_retry_with_the_same_content_returns_the_stored_sample(world, collection_age_one_day):
+    data = _two_days_old("LATE-1")
+    first, created = services.sample_register(actor=world.actors["key_lab_x"], data=data)
+    assert created
+    collection_age_one_day()
+    before = db_state(first.pk)
+    again, created = services.sample_register(actor=world.actors["key_lab_x"], data=data)
+    assert (again.pk, created) == (first.pk, False)
+    assert_unchanged(before, first.pk)
+
+
+def test_late_lis_retry_with_other_content_keeps_the_age_refusal(world, collection_age_one_day):
+    data = _two_days_old("LATE-2")
+    services.sample_register(actor=world.actors["key_lab_x"], data=data)
+    collection_age_one_day()
+    data.sample_type = "saliva"
+    before = db_state()
+    with pytest.raises(ValidationFailed) as info:
+        services.sample_register(actor=world.actors["key_lab_x"], data=data)
+    assert [(e.field, e.code) for e in info.value.errors] == [("collected_at", "stale")]
+    assert_unchanged(before)
+
+
+def test_stale_registration_with_a_new_code_or_no_code_is_still_refused(world, collection_age_one_day):
+    collection_age_one_day()
+    before = db_state()
+    for actor, data in (
+        (world.actors["key_lab_x"], _two_days_old("NEVER-SEEN")),
+        (world.actors["taker_a"], _two_days_old("")),
+    ):
+        with pytest.raises(ValidationFailed) as info:
+            services.sample_register(actor=actor, data=data)
+        assert [(e.field, e.code) for e in info.value.errors] == [("collected_at", "stale")]
+    assert_unchanged(before)
+
+
+def test_late_lis_retry_of_a_batch_returns_the_stored_samples_item_by_item(world, collection_age_one_day):
+    items = [_two_days_old(f"LATE-B-{i}") for i in range(3)]
+    first = services.sample_register_batch(actor=world.actors["key_lab_x"], items=items)
+    assert all(o.ok and o.created for o in first)
+    collection_age_one_day()
+    items[1].sample_type = "saliva"  # changed: its refusal is the age rule, as for any new stale item
+    items.append(_two_days_old("LATE-B-new"))
+    before = db_state()
+    again = services.sample_register_batch(actor=world.actors["key_lab_x"], items=items)
+    assert [(o.ok, o.created) for o in again] == [(True, False), (False, False), (True, False), (False, False)]
+    assert [again[0].sample.pk, again[2].sample.pk] == [first[0].sample.pk, first[2].sample.pk]
+    assert [(e.field, e.code) for e in again[1].errors] == [("collected_at", "stale")]
+    assert [(e.field, e.code) for e in again[3].errors] == [("collected_at", "stale")]
+    assert_unchanged(before)

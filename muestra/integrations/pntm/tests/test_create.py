@@ -9,7 +9,16 @@ import pytest
 from django.utils import timezone
 
 from muestra.integrations.pntm.parsing import SANTIAGO
-from muestra.integrations.pntm.tests.conftest import DROP, LAB_X, LAB_Y, PROFESSIONAL_RUN, Pntm, create_row, sample_pk
+from muestra.integrations.pntm.tests.conftest import (
+    DROP,
+    LAB_X,
+    LAB_Y,
+    PROFESSIONAL_RUN,
+    Pntm,
+    create_row,
+    sample_pk,
+    wire_time,
+)
 from muestra.patients.documents import run_check_digit
 from muestra.samples.models import Channel, Sample, SampleEvent, SampleState
 
@@ -363,3 +372,16 @@ def test_newborn_through_the_guardians_run_and_tutor_fields(pntm: Pntm) -> None:
     sample = _sample(pntm.create({**row, **tutor})[0])
     assert sample.patient is not None and sample.patient.guardian is not None
     assert sample.patient.guardian.document_number == f"{row['paciente_run']}-{row['paciente_dv']}"
+
+
+def test_v3_retry_after_the_collection_grew_stale_returns_the_same_id(pntm: Pntm, settings: Any) -> None:
+    """A lab system's retry queue that drains days later gets the stored ids, not «más de N días»."""
+    rows = [create_row(fecha_muestra=wire_time(timezone.now() - timedelta(days=2))) for _ in range(2)]
+    first = pntm.json("crearMuestras_v3", rows).json()
+    assert all("id_muestra" in item for item in first)
+    settings.MUESTRA = {**settings.MUESTRA, "MAX_COLLECTION_AGE_DAYS": 1}
+    fresh = create_row(fecha_muestra=rows[0]["fecha_muestra"])
+    again = pntm.json("crearMuestras_v3", [*rows, fresh]).json()
+    assert again[:2] == first
+    assert "más de 1 días" in again[2]["error"]
+    assert Sample.objects.count() == 2
