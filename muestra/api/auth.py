@@ -102,6 +102,17 @@ class SessionActor(APIKeyCookie):
 AUTHENTICATORS: list[Any] = [BearerApiKey(), HeaderApiKey(), SessionActor()]
 
 
+def authenticate(request: HttpRequest) -> Actor | None:
+    """The caller by the same authenticators as the REST API, for endpoints that answer a missing or wrong
+    credential in their own format (HL7 ACKs, FHIR OperationOutcomes) instead of ninja's: None when nobody is
+    signed in. Raises what the authenticators raise (a read-only role posting, a session without its CSRF token)."""
+    for authenticator in AUTHENTICATORS:
+        actor = authenticator(request)
+        if isinstance(actor, Actor):
+            return actor
+    return None
+
+
 def actor_of(request: HttpRequest) -> Actor:
     """The caller of an authenticated endpoint (set by the authenticators above)."""
     actor = getattr(request, "actor", None)

@@ -12,20 +12,11 @@ from django.utils.translation import gettext as _
 from ninja import Router
 from ninja.errors import HttpError
 
-from muestra.accounts.scoping import Actor
-from muestra.api.auth import AUTHENTICATORS
+from muestra.api.auth import authenticate
 from muestra.core.errors import DomainError
 from muestra.integrations.hl7 import processing
 
 router = Router(tags=["HL7 v2"])
-
-
-def _authenticate(request: HttpRequest) -> Actor | None:
-    for authenticator in AUTHENTICATORS:
-        actor = authenticator(request)
-        if isinstance(actor, Actor):
-            return actor
-    return None
 
 
 def _hl7(body: str, status: int = 200) -> HttpResponse:
@@ -49,7 +40,7 @@ def _hl7(body: str, status: int = 200) -> HttpResponse:
 def post_hl7(request: HttpRequest) -> HttpResponse:
     content = request.body
     try:
-        actor = _authenticate(request)
+        actor = authenticate(request)
     except (DomainError, HttpError) as exc:
         return _hl7(processing.refuse(str(getattr(exc, "message", exc)), content=content), 403)
     if actor is None:

@@ -512,8 +512,8 @@ def _register_items(
         if resolved is not None:
             _check_registration_rights(actor, resolved, errors)
         if errors:
-            if (stored := _late_retry(actor, data, errors)) is not None:
-                outcomes[i].sample = stored
+            if (late := _late_retry(actor, data, errors)) is not None:
+                outcomes[i].sample = late
             else:
                 outcomes[i].errors = errors.errors
             continue

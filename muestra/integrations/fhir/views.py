@@ -1,6 +1,6 @@
 """/fhir/: the CapabilityStatement, POST of result Bundles, and read and search of our records as FHIR R4 JSON.
 
-Authentication is the REST API's (`muestra.api.auth.AUTHENTICATORS`: `Authorization: Bearer mst_...`,
+Authentication is the REST API's (`muestra.api.auth.authenticate`: `Authorization: Bearer mst_...`,
 `X-API-Key`, or a logged-in session with CSRF for writes). Every answer is `application/fhir+json`; every failure
 an OperationOutcome in the caller's language (Accept-Language). A record outside the caller's scope is a 404
 exactly like a missing one. Reads of personal data and results are audited like the REST API's.
@@ -25,7 +25,7 @@ from django.views.decorators.csrf import csrf_exempt
 from ninja.errors import HttpError
 
 from muestra.accounts.scoping import Actor, scoped
-from muestra.api.auth import AUTHENTICATORS
+from muestra.api.auth import authenticate
 from muestra.api.common import audit_reads
 from muestra.audit.services import AuditItem, audit_record_many
 from muestra.catalog.models import IdentityDocumentType
@@ -57,10 +57,9 @@ def _not_found() -> FhirError:
 
 def _authenticate(request: HttpRequest) -> Actor:
     try:
-        for authenticator in AUTHENTICATORS:
-            actor = authenticator(request)
-            if actor is not None:
-                return actor  # type: ignore[no-any-return]
+        actor = authenticate(request)
+        if actor is not None:
+            return actor
     except DomainError as exc:  # a role that may only read, posting
         raise FhirError(exc.status, issues_from_domain_error(exc, {})[0]) from None
     except HttpError as exc:  # CSRF with a session
