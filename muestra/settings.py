@@ -17,6 +17,9 @@ PRODUCTION = env_str("MUESTRA_ENV", "development") == "production"
 DEBUG = env_bool("DJANGO_DEBUG", False)
 _DEV_SECRET = "insecure-development-key-never-use-in-production"  # noqa: S105
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", None if PRODUCTION else _DEV_SECRET)
+# Previous keys, still accepted when checking signatures (sessions, password-reset links, audit checkpoints) after
+# a rotation; comma-separated.
+SECRET_KEY_FALLBACKS = env_list("DJANGO_SECRET_KEY_FALLBACKS", [])
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 

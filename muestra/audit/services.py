@@ -9,6 +9,11 @@ statement locks the head, inserts the entry with its hash computed by the databa
 canonical text built here, and moves the head. Several entries take two: lock and read the head, then insert them
 all and move the head in one statement. Either way the hash is the same SHA-256 `entry_hash` computes, so
 `audit_verify` checks entries from every path alike.
+
+The chain alone cannot show entries cut from its end by someone who also rewrites the head row. Checkpoints close
+that gap: `audit_checkpoint` signs the head (entry id and hash) with the installation's secret key, operators keep
+the lines outside the database (`manage.py audit_checkpoint`, docs/operations.md), and `audit_verify` given them
+requires every checkpointed entry to be still in the chain with the same hash.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.core import signing
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -194,12 +200,21 @@ class ChainBreak:
     problem: str
 
 
-def audit_verify(*, batch_size: int = 5000) -> tuple[int, ChainBreak | None]:
-    """Walks the chain from the start. Returns (entries checked, the first broken link or None)."""
+def audit_verify(*, batch_size: int = 5000, checkpoints: Iterable[Checkpoint] = ()) -> tuple[int, ChainBreak | None]:
+    """Walks the chain from the start. Returns (entries checked, the first broken link or None).
+
+    With `checkpoints` (heads signed earlier and kept outside the database), each checkpointed entry must also be
+    found in the chain with its recorded hash: entries cut from the end are then reported even when the head row
+    was rewritten to match."""
+    checkpoints = list(checkpoints)
+    wanted = {c.entry_id for c in checkpoints}
+    found: dict[int, str] = {}
     prev = GENESIS_HASH
     checked = 0
     last_id = 0
     for entry in _iterate(batch_size):
+        if entry.pk in wanted:
+            found[entry.pk] = entry.hash
         if entry.prev_hash != prev:
             return checked, ChainBreak(
                 entry.pk, "prev_hash does not match the previous entry (an entry was removed, inserted or reordered)"
@@ -223,7 +238,68 @@ def audit_verify(*, batch_size: int = 5000) -> tuple[int, ChainBreak | None]:
         return checked, ChainBreak(
             last_id, "the chain ends before the recorded head (entries were removed from the end)"
         )
-    return checked, None
+    return checked, _checkpoint_break(checkpoints, found)
+
+
+# --- checkpoints kept outside the database -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The chain's head at one moment: the last entry's id and hash."""
+
+    entry_id: int
+    hash: str
+    at: str  # ISO time the checkpoint was taken
+
+    def token(self) -> str:
+        """The checkpoint as one line that a person can read (entry id, hash, time) followed by its signature
+        (Django's signing with SECRET_KEY): a copy kept elsewhere cannot be forged or altered without the key."""
+        return _signer().sign(f"{self.entry_id} {self.hash} {self.at}")
+
+
+def _signer() -> signing.Signer:
+    # Made per call: the key is SECRET_KEY as set now (a key rotated in settings signs and checks with the new one).
+    return signing.Signer(salt="muestra.audit.checkpoint")
+
+
+class CheckpointInvalid(ValueError):
+    """A checkpoint line that this installation did not sign, or that was altered."""
+
+
+def checkpoint_read(token: str) -> Checkpoint:
+    try:
+        entry_id, hash_, at = _signer().unsign(token.strip()).split(" ")
+        return Checkpoint(int(entry_id), hash_, at)
+    except (signing.BadSignature, ValueError) as exc:
+        raise CheckpointInvalid(str(exc)) from None
+
+
+def audit_checkpoint() -> Checkpoint:
+    """The current head, committed entries only (a reader takes no lock and sees the head as last committed)."""
+    _ensure_head()
+    head = AuditHead.objects.get(pk=1)
+    return Checkpoint(head.last_entry_id, head.last_hash, timezone.now().isoformat(timespec="seconds"))
+
+
+def _checkpoint_break(checkpoints: Iterable[Checkpoint], found: dict[int, str]) -> ChainBreak | None:
+    for checkpoint in sorted(checkpoints, key=lambda c: c.entry_id):
+        if checkpoint.entry_id == 0:
+            continue  # taken on an empty trail: nothing to hold
+        stored = found.get(checkpoint.entry_id)
+        if stored is None:
+            return ChainBreak(
+                checkpoint.entry_id,
+                f"the entry recorded by the checkpoint of {checkpoint.at} is no longer in the chain "
+                "(entries were removed from the end and the head rewritten)",
+            )
+        if stored != checkpoint.hash:
+            return ChainBreak(
+                checkpoint.entry_id,
+                f"the entry recorded by the checkpoint of {checkpoint.at} has another hash now "
+                "(the trail was rewritten)",
+            )
+    return None
 
 
 def _iterate(batch_size: int) -> Iterator[AuditEntry]:
