@@ -359,9 +359,6 @@ def _supersede(actor: Actor, item: IntakeItem, new: IntakeItem, *, same_intake: 
 
 
 def _reprocess_content(actor: Actor, item: IntakeItem, content: str) -> Reprocessed:
-    from muestra.integrations.fhir import ingest
-    from muestra.integrations.hl7 import processing as hl7_processing
-
     intake = item.intake
     acting = _acting_for_lab(actor, intake)
     raw = content.replace("\r\n", "\n")
@@ -374,7 +371,28 @@ def _reprocess_content(actor: Actor, item: IntakeItem, content: str) -> Reproces
     if intake.channel == IntakeChannel.HL7:
         raw = raw.replace("\n", "\r")
     payload = raw.encode("utf-8")
+    # One transaction, the old item locked first: two people fixing the same item at once are served one after
+    # the other, and the second is refused before anything of theirs is received (no second unit, no results
+    # delivered twice). A correction that cannot be processed leaves nothing behind either: its reason is shown
+    # to the person who pasted it.
+    with transaction.atomic():
+        item = _reprocess_item(actor, item.pk, lock=True)
+        if item.superseded_by_id is not None:
+            raise Conflict(reprocess_refusal(item), code="not_reprocessable", field="item")
+        new_intake, new_items = _receive_again(acting, item, payload)
+        replacement = _counterpart(item, new_items)
+        _supersede(actor, item, replacement, same_intake=False)
+    return Reprocessed(item, new_intake, new_items)
+
+
+def _receive_again(acting: Actor, item: IntakeItem, payload: bytes) -> tuple[Intake, list[IntakeItem]]:
+    """The corrected content received through its channel as a new unit, and that unit's items."""
+    from muestra.integrations.fhir import ingest
+    from muestra.integrations.hl7 import processing as hl7_processing
+
+    intake = item.intake
     started = timezone.now()
+    new_intake: Intake | None
     if intake.channel == IntakeChannel.HL7:
         answer = hl7_processing.receive(acting, payload)
         new_intake = answer.intake
@@ -405,10 +423,7 @@ def _reprocess_content(actor: Actor, item: IntakeItem, content: str) -> Reproces
         raise ValidationFailed(
             new_intake.error or _("The corrected content holds nothing to process."), code="unreadable", field="content"
         )
-    replacement = _counterpart(item, new_items)
-    with transaction.atomic():
-        _supersede(actor, item, replacement, same_intake=False)
-    return Reprocessed(item, new_intake, new_items)
+    return new_intake, new_items
 
 
 def _counterpart(item: IntakeItem, new_items: list[IntakeItem]) -> IntakeItem:

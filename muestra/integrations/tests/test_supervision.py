@@ -302,3 +302,18 @@ def test_the_summary_costs_the_same_queries_with_few_or_many_items(world, pntm):
     few = measure()
     pntm.json("crearMuestras_v3", [create_row(paciente_sexo="Z") for _ in range(15)])
     assert measure() == few
+
+
+def test_a_correction_that_cannot_be_read_is_refused_and_leaves_no_unit(world):
+    sample = sample_in_state(SampleState.RECEIVED, taker=world.actors["taker_a"], lab=world.actors["lab_x"])
+    bundle = load_bundle("batch_two_results", NUMBER=sample.number, NUMBER_2="1999999999")
+    bundle["type"] = "transaction"  # all or nothing: the unknown sample rejects the Bundle's entries
+    ingest.process_bundle(world.actors["key_lab_x"], json.dumps(bundle).encode())
+    item = Intake.objects.filter(channel="fhir").latest("pk").items.filter(outcome=Out.REJECTED).first()
+    units = Intake.objects.filter(channel="fhir").count()
+    with pytest.raises(ValidationFailed) as info:
+        services.intake_item_reprocess(actor=world.actors["lab_x"], item_id=item.pk, data={"content": "{not json"})
+    assert info.value.errors[0].field == "content"
+    assert Intake.objects.filter(channel="fhir").count() == units
+    item.refresh_from_db()
+    assert item.superseded_by is None  # still there to be fixed
