@@ -31,8 +31,9 @@ from muestra.integrations.fhir import systems
 from muestra.integrations.hl7 import er7
 from muestra.integrations.hl7 import processing as hl7_processing
 from muestra.integrations.models import Intake, IntakeChannel, IntakeItem
-from muestra.samples import lookups
+from muestra.samples import lookups, selectors
 from muestra.samples.models import Sample
+from muestra.samples.selectors import SampleFilters
 
 #: The channels whose items can be held, and the step that re-applies a held item to the sample a person named:
 #: it returns the new outcome (accepted or unchanged) or raises a DomainError (then nothing changes).
@@ -76,6 +77,24 @@ def held_items(actor: Actor) -> QuerySet[IntakeItem]:
 def held_get(actor: Actor, item_id: int) -> IntakeItem | None:
     """One waiting item of the actor's labs, or None (missing, settled or out of scope alike)."""
     return held_items(actor).filter(pk=item_id).first()
+
+
+MAX_CANDIDATES = 20
+
+
+def candidate_samples(actor: Actor, text: str) -> list[Sample]:
+    """The samples of the actor's labs that a person's search names, to confirm a held result on: a number or tube
+    barcode scanned or typed, or the patient's document (at most MAX_CANDIDATES of those)."""
+    if not text:
+        return []
+    found: dict[int, Sample] = {}
+    scanned = selectors.sample_by_scan(actor, text)
+    if scanned is not None:
+        found[scanned.pk] = scanned
+    by_document = selectors.sample_list(actor, SampleFilters(patient_document=text))[:MAX_CANDIDATES]
+    for sample in selectors.samples_complete(list(by_document)):
+        found.setdefault(sample.pk, sample)
+    return [s for s in found.values() if s.laboratory_id in actor.laboratory_ids]
 
 
 def _lock(actor: Actor, item_id: int) -> IntakeItem:

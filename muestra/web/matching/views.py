@@ -17,14 +17,11 @@ from muestra.accounts.scoping import Actor
 from muestra.core.errors import DomainError, NotFound
 from muestra.integrations import matching
 from muestra.samples import selectors
-from muestra.samples.models import Sample
-from muestra.samples.selectors import SampleFilters
 from muestra.web.access import actor_or_404, staff_required
 from muestra.web.forms import add_domain_error
 from muestra.web.matching.forms import ConfirmForm, DismissForm, SearchForm
 
 PAGE_SIZE = 25
-MAX_CANDIDATES = 20
 
 
 def _lab_actor(request: HttpRequest) -> Actor:
@@ -37,20 +34,6 @@ def held_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(matching.held_items(actor), PAGE_SIZE).get_page(request.GET.get("page"))
     items = [matching.describe(item) for item in page.object_list]
     return render(request, "web/matching/list.html", {"page": page, "items": items})
-
-
-def _candidates(actor: Actor, text: str) -> list[Sample]:
-    """The samples of the actor's labs a person's search names: number or tube barcode, or the patient's document."""
-    if not text:
-        return []
-    found: dict[int, Sample] = {}
-    scanned = selectors.sample_by_scan(actor, text)
-    if scanned is not None:
-        found[scanned.pk] = scanned
-    by_document = selectors.sample_list(actor, SampleFilters(patient_document=text))[:MAX_CANDIDATES]
-    for sample in selectors.samples_complete(list(by_document)):
-        found.setdefault(sample.pk, sample)
-    return [s for s in found.values() if s.laboratory_id in actor.laboratory_ids]
 
 
 @staff_required
@@ -96,7 +79,7 @@ def held_detail(request: HttpRequest, item_id: int) -> HttpResponse:
         "item": item,
         "summary": summary,
         "search": search if request.method == "GET" else SearchForm(initial={"q": text}),
-        "candidates": _candidates(actor, text),
+        "candidates": matching.candidate_samples(actor, text),
         "searched": bool(text),
         "confirm": confirm,
         "dismiss": dismiss,
