@@ -12,7 +12,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import formats, timezone, translation
 
 from conftest import in_english, login_with_second_factor
 from muestra.audit.models import AuditEntry
@@ -242,7 +242,11 @@ def test_the_timeline_shows_times_in_local_time_and_the_channel(world, settings)
     event = SampleEvent.objects.get(sample=sample, kind="registered")
     body = client_for(world, "taker_a").get(reverse("mysamples:detail", args=[sample.number])).content.decode()
     local = timezone.localtime(event.at)
-    assert local.strftime("%-m/%-d/%Y") in body
+    # Formatted as Django formats an English short date (zero-padded: a test that expected "12/7/2026" failed on
+    # the first nine days of every month), and the machine-readable time carries the local offset.
+    with translation.override("en"):
+        assert formats.date_format(local, "SHORT_DATE_FORMAT") in body
+    assert f'datetime="{local.isoformat()}"' in body
     assert "REST API" in body  # registered through the services' default channel in the fixture
 
 
