@@ -210,7 +210,8 @@ def main() -> None:
         "--warm-up",
         type=int,
         default=None,
-        help="untimed requests of the scenario's kind sent first (default: 3 per app worker; 0 for none)",
+        help="untimed batches per scenario sent first, ten times as many single requests (default: 3 per app "
+        "worker; 0 for none)",
     )
     args = parser.parse_args()
     run_all = args.scenario == "all"

@@ -276,10 +276,11 @@ def checkpoint_read(token: str) -> Checkpoint:
 
 
 def audit_checkpoint() -> Checkpoint:
-    """The current head, committed entries only (a reader takes no lock and sees the head as last committed)."""
-    _ensure_head()
-    head = AuditHead.objects.get(pk=1)
-    return Checkpoint(head.last_entry_id, head.last_hash, timezone.now().isoformat(timespec="seconds"))
+    """The current head, committed entries only (a reader takes no lock and sees the head as last committed); on a
+    trail not yet started, the genesis (entry 0), which holds nothing."""
+    head = AuditHead.objects.filter(pk=1).first()
+    entry_id, last_hash = (head.last_entry_id, head.last_hash) if head is not None else (0, GENESIS_HASH)
+    return Checkpoint(entry_id, last_hash, timezone.now().isoformat(timespec="seconds"))
 
 
 def _checkpoint_break(checkpoints: Iterable[Checkpoint], found: dict[int, str]) -> ChainBreak | None:

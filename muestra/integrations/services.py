@@ -286,6 +286,14 @@ def _reprocess_item(actor: Actor, item_id: int, *, lock: bool) -> IntakeItem:
     return item
 
 
+def _lock_unfixed(actor: Actor, item_id: int) -> IntakeItem:
+    """The item row-locked for the rest of the fix, refused (409) when somebody fixed it meanwhile."""
+    item = _reprocess_item(actor, item_id, lock=True)
+    if item.superseded_by_id is not None:
+        raise Conflict(reprocess_refusal(item), code="not_reprocessable", field="item")
+    return item
+
+
 def _acting_for_lab(actor: Actor, intake: Intake) -> Actor:
     """The actor narrowed to the unit's laboratory, as the channels expect (one lab per HL7/FHIR sender)."""
     if intake.laboratory_id is None or not actor.acts_for_laboratory(intake.laboratory_id):
@@ -329,9 +337,7 @@ def _reprocess_row(actor: Actor, item: IntakeItem, data: dict[str, Any]) -> Repr
     if not row:
         raise ValidationFailed(_("This row kept no data to fix."), code="no_data", field="item")
     with transaction.atomic():
-        item = _reprocess_item(actor, item.pk, lock=True)
-        if item.superseded_by_id is not None:
-            raise Conflict(reprocess_refusal(item), code="not_reprocessable", field="item")
+        item = _lock_unfixed(actor, item.pk)
         intake = item.intake
         records = bulk_processing.process_rows(actor, intake, [(item.position, row)])
         for record in records:
@@ -376,9 +382,7 @@ def _reprocess_content(actor: Actor, item: IntakeItem, content: str) -> Reproces
     # delivered twice). A correction that cannot be processed leaves nothing behind either: its reason is shown
     # to the person who pasted it.
     with transaction.atomic():
-        item = _reprocess_item(actor, item.pk, lock=True)
-        if item.superseded_by_id is not None:
-            raise Conflict(reprocess_refusal(item), code="not_reprocessable", field="item")
+        item = _lock_unfixed(actor, item.pk)
         new_intake, new_items = _receive_again(acting, item, payload)
         replacement = _counterpart(item, new_items)
         _supersede(actor, item, replacement, same_intake=False)
