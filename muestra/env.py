@@ -62,6 +62,8 @@ class DomainRules(TypedDict):
     MAX_REPORT_BYTES: int
     LAB_TARGET_HOURS: int
     MAX_BATCH_ITEMS: int
+    UPLOAD_PARTS: int
+    UPLOAD_PART_MIN_ROWS: int
     DEFAULT_COUNTRY: str
 
 

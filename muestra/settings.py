@@ -211,6 +211,10 @@ MUESTRA: DomainRules = {
     # Lab worklists highlight samples waiting longer than this (hours since collection, or since receipt).
     "LAB_TARGET_HOURS": env_int("MUESTRA_LAB_TARGET_HOURS", 24),
     "MAX_BATCH_ITEMS": env_int("MUESTRA_MAX_BATCH_ITEMS", 5000),
+    # A results file of at least twice UPLOAD_PART_MIN_ROWS rows is processed in up to UPLOAD_PARTS parts at once,
+    # one per free task worker (2 cores: 2 parts nearly double a file's rate, bench/README.md).
+    "UPLOAD_PARTS": env_int("MUESTRA_UPLOAD_PARTS", 2),
+    "UPLOAD_PART_MIN_ROWS": env_int("MUESTRA_UPLOAD_PART_MIN_ROWS", 5000),
     "DEFAULT_COUNTRY": env_str("MUESTRA_COUNTRY", "CL"),
 }
 

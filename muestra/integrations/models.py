@@ -156,6 +156,27 @@ class IntakeItem(models.Model):
         return f"{self.intake_id}:{self.position} {self.outcome}"
 
 
+class IntakePart(models.Model):
+    """A range of a large file's rows, processed by one task so that several workers share one file.
+
+    `done_through` is the last row committed with its outcome: each chunk locks its part's row, skips the rows
+    already done and moves it forward in the same transaction as the rows' writes, so a part run twice (a retried
+    task, a worker that died) never applies a row twice. The run that finishes the last part closes the unit.
+    """
+
+    intake = models.ForeignKey(Intake, on_delete=models.CASCADE, related_name="parts")
+    first_row = models.PositiveIntegerField()
+    last_row = models.PositiveIntegerField()
+    done_through = models.PositiveIntegerField(default=0)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["intake_id", "first_row"]
+
+    def __str__(self) -> str:
+        return f"{self.intake_id}:{self.first_row}-{self.last_row}"
+
+
 # --- outbound events ----------------------------------------------------------------------------------------------
 # What leaves the platform: subscriptions of other systems (surveillance, contact tracing) to sample events, and one
 # Delivery per (subscription, event) tracked until the receiver acknowledged it. See docs/outbound.md.

@@ -14,7 +14,7 @@ import io
 import re
 import unicodedata
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import IO, Any
@@ -65,6 +65,8 @@ class Table:
     header: list[str]
     total: int
     _rows: Callable[[], Iterator[list[str]]]
+    #: The number of the last row that is not wholly blank (0 for none): row numbers run from 1 to it.
+    last: int = 0
 
     def rows(self) -> Iterator[tuple[int, dict[str, str]]]:
         """Data rows numbered from 1 (the first row under the header); wholly blank rows are skipped."""
@@ -76,6 +78,15 @@ class Table:
                 if name and ((i < len(values) and values[i]) or name not in row):
                     row[name] = values[i] if i < len(values) else ""
             yield number, row
+
+
+def _count(filled: Iterable[bool]) -> tuple[int, int]:
+    """(rows that are not wholly blank, number of the last of them) of a file's data rows, numbered from 1."""
+    total = last = 0
+    for number, any_value in enumerate(filled, start=1):
+        if any_value:
+            total, last = total + 1, number
+    return total, last
 
 
 def _encoding(handle: IO[bytes]) -> str:
@@ -124,10 +135,10 @@ def _csv_table(handle: IO[bytes]) -> Table:
     try:
         reader = csv.reader(text, delimiter=delimiter)
         header = [fold_header(v) for v in next(reader, [])]
-        total = sum(1 for row in reader if any(v.strip() for v in row))
+        total, last = _count(any(v.strip() for v in row) for row in reader)
     finally:
         text.detach()
-    return Table(header=header, total=total, _rows=lines)
+    return Table(header=header, total=total, _rows=lines, last=last)
 
 
 def _xlsx_table(handle: IO[bytes]) -> Table:
@@ -153,8 +164,8 @@ def _xlsx_table(handle: IO[bytes]) -> Table:
         next(rows, None)
         yield from rows
 
-    total = sum(1 for row in data() if any(row))
-    return Table(header=header, total=total, _rows=data)
+    total, last = _count(any(row) for row in data())
+    return Table(header=header, total=total, _rows=data, last=last)
 
 
 def open_table(handle: IO[bytes], filename: str = "") -> Table:

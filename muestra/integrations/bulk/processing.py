@@ -22,16 +22,16 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from muestra.accounts.scoping import SYSTEM, Actor, actor_for_api_key, actor_for_user
 from muestra.catalog.models import ResultValue
 from muestra.core.errors import DomainError, FieldError
 from muestra.integrations import services as intake_services
-from muestra.integrations.bulk.parsing import FileUnreadable, open_table
+from muestra.integrations.bulk.parsing import FileUnreadable, Table, open_table
 from muestra.integrations.bulk.templates import KINDS, Kind
-from muestra.integrations.models import Intake, IntakeItem
+from muestra.integrations.models import Intake, IntakeItem, IntakePart
 from muestra.integrations.pntm import mapping
 from muestra.integrations.pntm.parsing import ParseError, parse_datetime, parse_run
 from muestra.patients.models import Patient
@@ -80,7 +80,32 @@ def _refused(
 
 
 def process_intake(intake_id: int, *, chunk_size: int = CHUNK) -> Intake:
-    """Reads the intake's stored file and records every row's outcome; safe to run again (resumes)."""
+    """Reads the intake's stored file and records every row's outcome; safe to run again (resumes).
+
+    A large results file is cut into parts (`_plan`): the other parts are queued for other task workers and this
+    run processes the first; whichever run finishes the last part closes the unit. A smaller file, or a samples
+    file, is one part processed here.
+    """
+    return _run(intake_id, part_id=None, chunk_size=chunk_size)
+
+
+def process_intake_part(intake_id: int, part_id: int, *, chunk_size: int = CHUNK) -> Intake:
+    """Processes one part of a file that `process_intake` cut into parts (a task of its own)."""
+    return _run(intake_id, part_id=part_id, chunk_size=chunk_size)
+
+
+def process_rows(actor: Actor, intake: Intake, rows: list[tuple[int, dict[str, str]]]) -> list[Record]:
+    """The outcomes of `rows` (position, canonical row) of the intake's kind, applied through the services.
+
+    For rows that do not come from the stored file, such as a row a person fixed on the supervision page. The
+    caller owns the transaction and records the outcomes (`intake_items_record`).
+    """
+    kind = KINDS[intake.kind]
+    seen: dict[str, int] = {}
+    return _results_chunk(actor, rows, seen) if kind.results else _samples_chunk(actor, intake, rows, seen)
+
+
+def _run(intake_id: int, *, part_id: int | None, chunk_size: int) -> Intake:
     intake = Intake.objects.select_related("submitted_by", "api_key").get(pk=intake_id)
     actor = actor_for_intake(intake)
     if intake.state in (Intake.State.DONE, Intake.State.FAILED):
@@ -100,37 +125,113 @@ def process_intake(intake_id: int, *, chunk_size: int = CHUNK) -> Intake:
                         _("The file has no column %(columns)s: is it the right template?")
                         % {"columns": ", ".join(missing)}
                     )
-                done = IntakeItem.objects.filter(intake=intake).aggregate(last=Max("position"))["last"] or 0
-                intake_services.intake_start(intake=intake, total=table.total)
-                rows = ((n, row) for n, row in table.rows() if n > done)
-                _process(actor, intake, kind, rows, chunk_size)
+                if part_id is None:
+                    parts = _parts(intake, kind, table)
+                    intake_services.intake_start(intake=intake, total=table.total)
+                    part = parts[0]
+                    _queue(intake, [p for p in parts[1:] if p.finished_at is None])
+                else:
+                    part = IntakePart.objects.get(pk=part_id, intake=intake)
+                if part.finished_at is None:
+                    _process(actor, intake, kind, table, part, chunk_size)
         except FileUnreadable as exc:
             return intake_services.intake_finish(actor=actor, intake=intake, error=exc.message)
-        intake.refresh_from_db(fields=["accepted", "rejected", "held"])
+        return _part_finished(actor, intake, part)
+
+
+def _plan(kind: Kind, table: Table) -> list[tuple[int, int]]:
+    """The row ranges (first, last) a file is processed in: one, or for a results file of at least twice
+    UPLOAD_PART_MIN_ROWS rows, up to UPLOAD_PARTS equal ranges, one task each.
+
+    Only results files are cut: their rows change existing samples, each row its own, and a sample named in two
+    parts is locked by one transaction at a time. Rows of a samples file may create the same new patient, which
+    two concurrent transactions would both try to insert.
+    """
+    wanted = settings.MUESTRA["UPLOAD_PARTS"]
+    smallest = max(1, settings.MUESTRA["UPLOAD_PART_MIN_ROWS"])
+    count = max(1, min(wanted, table.total // smallest)) if kind.results else 1
+    last = max(table.last, 1)
+    size = -(-last // count)
+    return [(first, min(first + size - 1, last)) for first in range(1, last + 1, size)]
+
+
+def _parts(intake: Intake, kind: Kind, table: Table) -> list[IntakePart]:
+    """The intake's parts, created on its first run (a run again finds them)."""
+    with transaction.atomic():
+        # Two runs of the same unit at once create its parts once: the second waits here, then finds them.
+        Intake.objects.select_for_update().filter(pk=intake.pk).values_list("pk", flat=True).get()
+        parts = list(IntakePart.objects.filter(intake=intake).order_by("first_row"))
+        if parts:
+            return parts
+        # Rows recorded before the unit had parts (a worker of an earlier release, interrupted): they were
+        # recorded in file order, so every row up to the last one recorded is done.
+        done = IntakeItem.objects.filter(intake=intake).aggregate(last=Max("position"))["last"] or 0
+        return IntakePart.objects.bulk_create(
+            [
+                IntakePart(intake=intake, first_row=first, last_row=last, done_through=min(done, last))
+                for first, last in _plan(kind, table)
+            ]
+        )
+
+
+def _queue(intake: Intake, parts: list[IntakePart]) -> None:
+    from muestra.integrations.bulk.tasks import process_upload_part  # the task module imports this one
+
+    for part in parts:
+        # A part queued again while a worker still runs it waits for each chunk's lock and skips the rows done.
+        process_upload_part.enqueue(intake.pk, part.pk)
+
+
+def _reference(kind: Kind, row: dict[str, str]) -> str:
+    return row.get("sample" if kind.results else "codigo_muestra_cliente", "").strip()
+
+
+def _process(actor: Actor, intake: Intake, kind: Kind, table: Table, part: IntakePart, size: int) -> None:
+    seen: dict[str, int] = {}  # reference -> first row: a row repeated in the file is reported, not applied twice
+
+    def rows() -> Iterator[tuple[int, dict[str, str]]]:
+        for number, row in table.rows():
+            if number > part.last_row:
+                return
+            if number >= part.first_row:
+                yield number, row
+            elif ref := _reference(kind, row):  # an earlier part's row: only what it names
+                seen.setdefault(ref, number)
+
+    for chunk in _chunks(rows(), size):
+        # One transaction per chunk: the rows' writes, their outcomes and the part's progress are committed
+        # together (one commit per chunk instead of one per row). The part's row lock makes a second run of the
+        # same part wait, then skip what the first one committed: no row is ever applied twice.
+        with transaction.atomic():
+            done = IntakePart.objects.select_for_update().values_list("done_through", flat=True).get(pk=part.pk)
+            todo = []
+            for number, row in chunk:
+                if number > done:
+                    todo.append((number, row))
+                elif ref := _reference(kind, row):
+                    seen.setdefault(ref, number)
+            if not todo:
+                continue
+            records = _results_chunk(actor, todo, seen) if kind.results else _samples_chunk(actor, intake, todo, seen)
+            intake_services.intake_items_record(intake=intake, items=records)
+            IntakePart.objects.filter(pk=part.pk).update(done_through=todo[-1][0])
+
+
+def _part_finished(actor: Actor, intake: Intake, part: IntakePart) -> Intake:
+    """Marks the part finished; the run that finishes the unit's last part closes it (exactly one does)."""
+    with transaction.atomic():
+        # Every part of the unit locked, in one order: two parts finishing at once decide one after the other.
+        parts = list(IntakePart.objects.select_for_update().filter(intake=intake).order_by("pk"))
+        for each in parts:
+            if each.pk == part.pk and each.finished_at is None:
+                each.finished_at = timezone.now()
+                each.save(update_fields=["finished_at"])
+        intake.refresh_from_db(fields=["state", "accepted", "rejected", "held"])
+        if intake.state != Intake.State.PROCESSING or any(each.finished_at is None for each in parts):
+            return intake
         # The count pass may have counted rows that turned out to hold nothing readable: the total is what was read.
         intake_services.intake_start(intake=intake, total=intake.processed)
         return intake_services.intake_finish(actor=actor, intake=intake)
-
-
-def process_rows(actor: Actor, intake: Intake, rows: list[tuple[int, dict[str, str]]]) -> list[Record]:
-    """The outcomes of `rows` (position, canonical row) of the intake's kind, applied through the services.
-
-    For rows that do not come from the stored file, such as a row a person fixed on the supervision page. The
-    caller owns the transaction and records the outcomes (`intake_items_record`).
-    """
-    kind = KINDS[intake.kind]
-    seen: dict[str, int] = {}
-    return _results_chunk(actor, rows, seen) if kind.results else _samples_chunk(actor, intake, rows, seen)
-
-
-def _process(actor: Actor, intake: Intake, kind: Kind, rows: Iterable[tuple[int, dict[str, str]]], size: int) -> None:
-    seen: dict[str, int] = {}  # reference -> first row: a row repeated in the file is reported, not applied twice
-    for chunk in _chunks(rows, size):
-        # One transaction per chunk: the rows' writes and their outcomes are committed together (one commit per
-        # chunk instead of one per row; after an interruption processing resumes exactly after the last chunk).
-        with transaction.atomic():
-            records = _results_chunk(actor, chunk, seen) if kind.results else _samples_chunk(actor, intake, chunk, seen)
-            intake_services.intake_items_record(intake=intake, items=records)
 
 
 # --- results ---------------------------------------------------------------------------------------------------

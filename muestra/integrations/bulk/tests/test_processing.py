@@ -234,3 +234,71 @@ def test_an_interrupted_upload_resumes_after_its_last_recorded_row(world, settin
     assert list(intake.items.values_list("position", "outcome")) == [(1, "rejected"), (2, "accepted")]
     assert (intake.state, intake.total, intake.processed) == (Intake.State.DONE, 2, 2)
     assert Sample.objects.get(pk=first.pk).state == SampleState.RECEIVED
+
+
+def _in_parts(settings, parts: int) -> None:
+    settings.MUESTRA = {**settings.MUESTRA, "UPLOAD_PARTS": parts, "UPLOAD_PART_MIN_ROWS": 2}
+
+
+def test_a_file_cut_into_parts_has_the_outcomes_of_one_read_in_order(world, settings):
+    from muestra.audit.models import AuditEntry
+
+    _in_parts(settings, 3)
+    content, samples = national_results_file(world)
+    intake, _ = services.upload_submit(
+        actor=world.actors["lab_x"], kind=RESULTS_NATIONAL, filename="resultados.csv", content=content
+    )
+    intake.refresh_from_db()
+    assert [(p.first_row, p.last_row) for p in intake.parts.all()] == [(1, 4), (5, 8), (9, 10)]
+    assert all(p.finished_at is not None for p in intake.parts.all())
+    got = _outcomes(intake)
+    # Row 7 repeats row 1, which another part processed: still reported as the repeat of row 1.
+    assert got[7][:2] == (IntakeItem.Outcome.REJECTED, ["sample"])
+    assert "row 1" in intake.items.get(position=7).errors[0]["message"]
+    assert got[1][0] == IntakeItem.Outcome.ACCEPTED and got[8][:2] == (IntakeItem.Outcome.REJECTED, ["patient"])
+    assert (intake.state, intake.total, intake.accepted, intake.rejected) == (Intake.State.DONE, 10, 1, 9)
+    assert sorted(got) == list(range(1, 11))  # one outcome per row
+    assert AuditEntry.objects.filter(action="intake.finished", object_id=str(intake.pk)).count() == 1
+    assert Sample.objects.get(pk=samples["ok"].pk).results.count() == 1
+
+
+def test_a_part_run_twice_applies_nothing_twice_and_the_last_part_closes_the_unit(world, settings):
+    from muestra.integrations.bulk.processing import process_intake_part
+
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.dummy.DummyBackend"}}  # queued parts wait
+    _in_parts(settings, 2)
+    batch = [received_sample(world) for _ in range(4)]
+    content = ("ID Muestra;Resultado\n" + "".join(f"{s.number};Muestra no apta\n" for s in batch)).encode()
+    intake, _ = services.upload_submit(
+        actor=world.actors["lab_x"], kind=RESULTS_NATIONAL, filename="r.csv", content=content
+    )
+    from muestra.integrations.bulk.processing import process_intake
+
+    process_intake(intake.pk)  # the first part here; the second is queued for another worker
+    intake.refresh_from_db()
+    first, second = intake.parts.all()
+    assert (intake.state, intake.processed, intake.total) == (Intake.State.PROCESSING, 2, 4)
+    assert second.finished_at is None and first.done_through == 2
+    process_intake(intake.pk)  # run again (a retried task): the first part's rows are not applied twice
+    assert intake.items.count() == 2
+    closed = process_intake_part(intake.pk, second.pk)
+    assert (closed.state, closed.accepted) == (Intake.State.DONE, 4)
+    assert process_intake_part(intake.pk, second.pk).state == Intake.State.DONE
+    assert intake.items.count() == 4 and all(
+        s.results.count() == 1 for s in Sample.objects.filter(pk__in=[s.pk for s in batch])
+    )
+
+
+def test_samples_files_and_small_files_are_one_part(world, settings):
+    settings.MUESTRA = {**settings.MUESTRA, "UPLOAD_PARTS": 4, "UPLOAD_PART_MIN_ROWS": 3}
+    rows = [national_sample_row() for _ in range(8)]
+    intake, _ = services.upload_submit(
+        actor=world.actors["lab_x"], kind=SAMPLES_NATIONAL, filename="m.csv", content=rows_csv(rows, delimiter=";")
+    )
+    assert [(p.first_row, p.last_row) for p in intake.parts.all()] == [(1, 8)]
+    batch = [received_sample(world) for _ in range(5)]
+    content = ("ID Muestra;Resultado\n" + "".join(f"{s.number};Muestra no apta\n" for s in batch)).encode()
+    small, _ = services.upload_submit(
+        actor=world.actors["lab_x"], kind=RESULTS_NATIONAL, filename="r.csv", content=content
+    )
+    assert small.parts.count() == 1  # 5 rows: not two parts of at least 3
