@@ -21,6 +21,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -107,6 +109,16 @@ def _append_postgresql(actor: str, items: list[AuditItem]) -> None:
                 _ensure_head()
                 cursor.execute(_APPEND_ONE_SQL, params)
         return
+    # The canonical texts first: the head is locked (every writer of the platform waits for it) only for hashing,
+    # the COPY and moving the head.
+    rows: list[list[Any]] = []
+    for item in items:
+        data = item.data or {}
+        object_id = str(item.object_id)
+        tail = _canonical_tail(
+            at=now, actor=actor, action=item.action, object_type=item.object_type, object_id=object_id, data=data
+        )
+        rows.append([now, actor, item.action, item.object_type, object_id, json.dumps(data), tail, ""])
     # Three statements (lock the head, COPY, move the head): a transaction of their own when the caller has none,
     # so the head stays locked in between.
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
@@ -117,16 +129,10 @@ def _append_postgresql(actor: str, items: list[AuditItem]) -> None:
             cursor.execute("SELECT last_hash FROM audit_audithead WHERE id = 1 FOR UPDATE")
             row = cursor.fetchone()
         prev = row[0]
-        rows: list[tuple[Any, ...]] = []
-        for item in items:
-            data = item.data or {}
-            object_id = str(item.object_id)
-            tail = _canonical_tail(
-                at=now, actor=actor, action=item.action, object_type=item.object_type, object_id=object_id, data=data
-            )
-            digest = hashlib.sha256(("[" + json.dumps(prev, ensure_ascii=False) + "," + tail).encode()).hexdigest()
-            rows.append((now, actor, item.action, item.object_type, object_id, json.dumps(data), prev, digest))
-            prev = digest
+        for entry in rows:
+            tail = entry[6]
+            entry[6] = prev
+            entry[7] = prev = hashlib.sha256(("[" + json.dumps(prev) + "," + tail).encode()).hexdigest()
         # COPY, as the events are written (inside UNNEST arrays psycopg escaped every JSON text once more, character
         # by character, which cost more than the insert), for any number of entries, so a page that audits what it
         # shows runs the same statements for 2 rows as for 200. The sequence's current value is this session's last
@@ -143,11 +149,54 @@ def _append_postgresql(actor: str, items: list[AuditItem]) -> None:
         )
 
 
+@dataclass
+class _Deferred:
+    """The entries kept by `audit_appended_last`, and the savepoint depth they belong to."""
+
+    depth: int
+    groups: list[tuple[str, list[AuditItem]]]
+
+
+_deferred: ContextVar[_Deferred | None] = ContextVar("audit_deferred", default=None)
+
+
+def _savepoint_depth() -> int:
+    return sum(1 for savepoint in connection.savepoint_ids if savepoint)  # `atomic(savepoint=False)` adds None
+
+
+@contextmanager
+def audit_appended_last() -> Iterator[None]:
+    """Inside a transaction: the entries audited in the block are appended when it ends, still in the transaction.
+
+    Every writer of the platform waits for the chain head, locked from the append to the commit: a unit of work
+    that writes much after its audited changes (a file's chunk records 500 outcomes) appends last to hold it the
+    least. Entries audited inside a savepoint of the block are appended at once (a rolled-back savepoint takes its
+    entries with it); an exception discards the kept ones, with the transaction they belonged to.
+    """
+    if not connection.in_atomic_block:
+        raise RuntimeError("audit_appended_last() needs a transaction")
+    kept = _Deferred(_savepoint_depth(), [])
+    token = _deferred.set(kept)
+    try:
+        yield
+    finally:
+        _deferred.reset(token)
+    for actor, items in kept.groups:
+        audit_record_many(actor=actor, items=items)
+
+
 def audit_record_many(*, actor: str, items: Iterable[AuditItem]) -> int:
     """Appends one entry per item to the chain. Call inside the transaction of the change being audited."""
     items = list(items)
     if not items:
         return 0
+    kept = _deferred.get()
+    if kept is not None and _savepoint_depth() == kept.depth:
+        if kept.groups and kept.groups[-1][0] == actor:
+            kept.groups[-1][1].extend(items)
+        else:
+            kept.groups.append((actor, items))
+        return len(items)
     if connection.vendor == "postgresql":
         _append_postgresql(actor, items)
         return len(items)

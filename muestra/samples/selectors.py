@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from django.db.models import Count, Model, OuterRef, Prefetch, Q, QuerySet, Subquery, prefetch_related_objects
 
@@ -303,19 +303,7 @@ def _clean_identifier(identifier: SampleIdentifier) -> SampleIdentifier:
 IDENTIFICATION_FIELDS = ("id", "tube_code", "client_code", "client_lab_id")
 
 
-def samples_by_identifiers(
-    actor: Actor, identifiers: Iterable[SampleIdentifier], *, fields: Sequence[str] | None = None
-) -> IdentifiedSamples:
-    """The visible samples that identifiers sent by a lab system name, for many identifiers in ONE query.
-
-    An identifier is our 10-digit public number or the tube barcode (as `sample_by_scan` reads a scanned code), or
-    the laboratory's own code of one of the actor's labs. An identifier without a kind is tried as all three, so a
-    code may name several samples: the caller decides (a result is only applied when exactly one sample is named).
-    Rows are plain samples (no joins); `fields` loads only those columns (batch callers that read few of them:
-    building thousands of full rows costs more than the query), any other column read later is one query each.
-    """
-    wanted = {_clean_identifier(i) for i in identifiers}
-    wanted = {i for i in wanted if i.value}
+def _identifier_query(actor: Actor, wanted: set[SampleIdentifier]) -> Q:
     pks: set[int] = set()
     tubes: set[str] = set()
     codes: set[str] = set()
@@ -333,30 +321,92 @@ def samples_by_identifiers(
         q |= Q(tube_code__in_array=sorted(tubes))
     if codes and actor.laboratory_ids:
         q |= Q(client_lab_id__in_array=sorted(actor.laboratory_ids), client_code__in_array=sorted(codes))
+    return q
+
+
+def _wanted(identifiers: Iterable[SampleIdentifier]) -> set[SampleIdentifier]:
+    return {i for i in map(_clean_identifier, identifiers) if i.value}
+
+
+def _named(
+    actor: Actor, wanted: set[SampleIdentifier], found: Iterable[tuple[int, str | None, str, int | None]]
+) -> dict[SampleIdentifier, set[int]]:
+    """Which of the found samples (pk, tube code, client code, client lab) each identifier names."""
+    pks: set[int] = set()
+    by_tube: dict[str, int] = {}
+    by_code: dict[str, set[int]] = {}
+    for pk, tube_code, client_code, client_lab_id in found:
+        pks.add(pk)
+        if tube_code:
+            by_tube[tube_code] = pk
+        if client_code and client_lab_id in actor.laboratory_ids:
+            by_code.setdefault(client_code, set()).add(pk)
+    named: dict[SampleIdentifier, set[int]] = {}
+    for identifier in wanted:
+        kind, value = identifier.kind, identifier.value
+        names: set[int] = set()
+        if kind in (IdentifierKind.NUMBER, IdentifierKind.ANY):
+            numbered = _number_pk(value)
+            if numbered is not None and numbered in pks:
+                names.add(numbered)
+        if kind in (IdentifierKind.TUBE, IdentifierKind.ANY) and value in by_tube:
+            names.add(by_tube[value])
+        if kind in (IdentifierKind.CLIENT, IdentifierKind.ANY) and value in by_code:
+            names |= by_code[value]
+        if names:
+            named[identifier] = names
+    return named
+
+
+def samples_by_identifiers(
+    actor: Actor, identifiers: Iterable[SampleIdentifier], *, fields: Sequence[str] | None = None
+) -> IdentifiedSamples:
+    """The visible samples that identifiers sent by a lab system name, for many identifiers in ONE query.
+
+    An identifier is our 10-digit public number or the tube barcode (as `sample_by_scan` reads a scanned code), or
+    the laboratory's own code of one of the actor's labs. An identifier without a kind is tried as all three, so a
+    code may name several samples: the caller decides (a result is only applied when exactly one sample is named).
+    Rows are plain samples (no joins); `fields` loads only those columns (batch callers that read few of them:
+    building thousands of full rows costs more than the query), any other column read later is one query each.
+    """
+    wanted = _wanted(identifiers)
+    q = _identifier_query(actor, wanted)
     if not q:
         return IdentifiedSamples({}, {})
     queryset = scoped(actor, Sample.objects.filter(q))
     if fields is not None:
         queryset = queryset.only(*dict.fromkeys([*IDENTIFICATION_FIELDS, *fields]))
     samples = {s.pk: s for s in queryset}
-    by_tube = {s.tube_code: s.pk for s in samples.values() if s.tube_code}
-    by_code: dict[str, set[int]] = {}
-    for s in samples.values():
-        if s.client_code and s.client_lab_id in actor.laboratory_ids:
-            by_code.setdefault(s.client_code, set()).add(s.pk)
-    named: dict[SampleIdentifier, set[int]] = {}
-    for identifier in wanted:
-        kind, value = identifier.kind, identifier.value
-        found: set[int] = set()
-        if kind in (IdentifierKind.NUMBER, IdentifierKind.ANY) and (pk := _number_pk(value)) in samples:
-            found.add(pk)  # type: ignore[arg-type]
-        if kind in (IdentifierKind.TUBE, IdentifierKind.ANY) and value in by_tube:
-            found.add(by_tube[value])
-        if kind in (IdentifierKind.CLIENT, IdentifierKind.ANY) and value in by_code:
-            found |= by_code[value]
-        if found:
-            named[identifier] = found
-    return IdentifiedSamples(samples, named)
+    found = ((s.pk, s.tube_code, s.client_code, s.client_lab_id) for s in samples.values())
+    return IdentifiedSamples(samples, _named(actor, wanted, found))
+
+
+@dataclass
+class IdentifiedValues:
+    """What `sample_values_by_identifiers` found: the visible samples' asked values by pk, and which samples each
+    identifier names."""
+
+    values: dict[int, dict[str, Any]]
+    named: dict[SampleIdentifier, set[int]]
+
+
+def sample_values_by_identifiers(
+    actor: Actor, identifiers: Iterable[SampleIdentifier], *, values: Sequence[str]
+) -> IdentifiedValues:
+    """`samples_by_identifiers` for callers that only read a few values of each sample (`values` may follow a
+    relation, `patient__document_number`): plain dictionaries from one query, no model instances. A file of
+    results checks each row's patient this way: for 500 rows, a fifth of the CPU of loading the samples and then
+    their patients."""
+    wanted = _wanted(identifiers)
+    q = _identifier_query(actor, wanted)
+    if not q:
+        return IdentifiedValues({}, {})
+    rows = {
+        row["id"]: row
+        for row in scoped(actor, Sample.objects.filter(q)).values(*dict.fromkeys([*IDENTIFICATION_FIELDS, *values]))
+    }
+    found = ((pk, row["tube_code"], row["client_code"], row["client_lab_id"]) for pk, row in rows.items())
+    return IdentifiedValues(rows, _named(actor, wanted, found))
 
 
 def sample_events(actor: Actor, sample_id: int) -> list[SampleEvent]:

@@ -26,6 +26,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from muestra.accounts.scoping import SYSTEM, Actor, actor_for_api_key, actor_for_user
+from muestra.audit.services import audit_appended_last
 from muestra.catalog.models import ResultValue
 from muestra.core.errors import DomainError, FieldError
 from muestra.integrations import services as intake_services
@@ -34,10 +35,9 @@ from muestra.integrations.bulk.templates import KINDS, Kind
 from muestra.integrations.models import Intake, IntakeItem, IntakePart
 from muestra.integrations.pntm import mapping
 from muestra.integrations.pntm.parsing import ParseError, parse_datetime, parse_run
-from muestra.patients.models import Patient
 from muestra.samples import lookups, services
 from muestra.samples.models import Channel, Sample
-from muestra.samples.selectors import IdentifierKind, SampleIdentifier, samples_by_identifiers
+from muestra.samples.selectors import IdentifierKind, SampleIdentifier, sample_values_by_identifiers
 
 logger = logging.getLogger(__name__)
 
@@ -201,8 +201,9 @@ def _process(actor: Actor, intake: Intake, kind: Kind, table: Table, part: Intak
     for chunk in _chunks(rows(), size):
         # One transaction per chunk: the rows' writes, their outcomes and the part's progress are committed
         # together (one commit per chunk instead of one per row). The part's row lock makes a second run of the
-        # same part wait, then skip what the first one committed: no row is ever applied twice.
-        with transaction.atomic():
+        # same part wait, then skip what the first one committed: no row is ever applied twice. The audit entries
+        # go last, so the chain head that every writer waits for is locked only from them to the commit.
+        with transaction.atomic(), audit_appended_last():
             done = IntakePart.objects.select_for_update().values_list("done_through", flat=True).get(pk=part.pk)
             todo = []
             for number, row in chunk:
@@ -243,18 +244,16 @@ def _digits(text: str) -> str:
 
 def _results_chunk(actor: Actor, chunk: list[tuple[int, dict[str, str]]], seen: dict[str, int]) -> list[Record]:
     refs = {pos: row.get("sample", "").strip() for pos, row in chunk}
-    # A reference is our public number (digits) or the tube's barcode: the visible samples in one query, then
-    # their patients' documents in one more.
+    # A reference is our public number (digits) or the tube's barcode: the visible samples and their patients'
+    # documents in one query.
     identifiers = {
         ref: SampleIdentifier(ref, IdentifierKind.NUMBER if ref.isdigit() else IdentifierKind.TUBE)
         for ref in refs.values()
         if ref
     }
-    found = samples_by_identifiers(actor, identifiers.values(), fields=["patient_id"])
+    found = sample_values_by_identifiers(actor, identifiers.values(), values=["patient__document_number"])
     pks = {ref: min(named) for ref, identifier in identifiers.items() if (named := found.named.get(identifier))}
-    patient_ids = {s.patient_id for s in found.samples.values() if s.patient_id is not None}
-    documents = dict(Patient.objects.filter(pk__in=patient_ids).values_list("pk", "document_number"))
-    visible = {pk: (documents.get(s.patient_id) if s.patient_id else None) or "" for pk, s in found.samples.items()}
+    visible = {pk: row["patient__document_number"] or "" for pk, row in found.values.items()}
     records: dict[int, Record] = {}
     ready: list[tuple[int, dict[str, str], str, services.ResultItem]] = []
     for pos, row in chunk:
