@@ -457,3 +457,47 @@ def test_the_first_entry_creates_the_head_when_missing(db):
     audit_record_many(actor="system", items=[AuditItem("test.two", "thing", 2), AuditItem("test.3", "t", 3)])
     assert audit_verify() == (3, None)
     assert AuditHead.objects.get(pk=1).last_entry_id == last_id()
+
+
+# --- entries appended last ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_entries_kept_for_the_end_of_a_block_are_appended_in_order_and_verify():
+    from django.db import transaction
+
+    from muestra.audit.services import audit_appended_last
+
+    with transaction.atomic():
+        with audit_appended_last():
+            audit_record(actor="lab", action="first", object_type="t", object_id=1)
+            audit_record_many(actor="lab", items=[AuditItem("second", "t", 2), AuditItem("third", "t", 3)])
+            audit_record(actor="other", action="fourth", object_type="t", object_id=4)
+            assert not AuditEntry.objects.exists()  # nothing written (nor the head locked) yet
+        assert list(AuditEntry.objects.order_by("pk").values_list("action", "actor")) == [
+            ("first", "lab"),
+            ("second", "lab"),
+            ("third", "lab"),
+            ("fourth", "other"),
+        ]
+    assert audit_verify() == (4, None)
+
+
+@pytest.mark.django_db
+def test_a_rolled_back_savepoint_or_block_takes_its_entries_with_it():
+    from django.db import transaction
+
+    from muestra.audit.services import audit_appended_last
+
+    with transaction.atomic(), audit_appended_last():
+        audit_record(actor="lab", action="kept", object_type="t", object_id=1)
+        with pytest.raises(ValidationFailed), transaction.atomic():
+            audit_record(actor="lab", action="undone", object_type="t", object_id=2)  # inside a savepoint: now
+            assert AuditEntry.objects.filter(action="undone").exists()
+            raise ValidationFailed("no")
+    assert list(AuditEntry.objects.values_list("action", flat=True)) == ["kept"]
+    with pytest.raises(ValidationFailed), transaction.atomic(), audit_appended_last():
+        audit_record(actor="lab", action="discarded", object_type="t", object_id=3)
+        raise ValidationFailed("no")
+    assert list(AuditEntry.objects.values_list("action", flat=True)) == ["kept"]
+    assert audit_verify() == (1, None)
