@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -69,12 +70,52 @@ def _entries(i: int, number: int, issued: str, with_report: bool) -> list[dict[s
     ]
 
 
+def _in_processes(count: int, bodies: list[bytes], actor: Any) -> tuple[float, int, float]:
+    """The Bundles shared among `count` forked processes, each with its own database connection, started together;
+    returns (wall seconds until the last finished, results recorded, the largest peak RSS)."""
+    import multiprocessing
+
+    from django.db import connections
+
+    from muestra.integrations.fhir import ingest as fhir_ingest
+
+    context = multiprocessing.get_context("fork")
+    start = context.Barrier(count + 1)
+    answers = context.Queue()
+
+    def work(share: list[bytes]) -> None:
+        created = 0
+        start.wait()
+        for body in share:
+            answer = fhir_ingest.process_bundle(actor, body)
+            created += sum(1 for e in answer.body["entry"] if e["response"]["status"].startswith("201")) // 3
+        answers.put((created, ingest.peak_rss_mb()))
+
+    connections.close_all()  # each child opens its own
+    children = [context.Process(target=work, args=(bodies[i::count],)) for i in range(count)]
+    for child in children:
+        child.start()
+    start.wait()
+    started = time.perf_counter()
+    results = [answers.get() for _child in children]
+    seconds = time.perf_counter() - started
+    for child in children:
+        child.join()
+    return seconds, sum(c for c, _rss in results), max(rss for _c, rss in results)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=1000, help="results per Bundle")
     parser.add_argument("--with-report", action="store_true")
     parser.add_argument("--reuse-database", action="store_true")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="processes posting Bundles at once, as that many app workers would serve concurrent requests",
+    )
     parser.add_argument(
         "--profile", type=int, default=0, metavar="N", help="cProfile the timed part; print its N costliest calls"
     )
@@ -112,13 +153,17 @@ def main() -> None:
         answer = fhir_ingest.process_bundle(actor, body)
         created += sum(1 for e in answer.body["entry"] if e["response"]["status"].startswith("201")) // 3
 
-    timed = ingest.Timed(profile=args.profile)
-    timed.run(bodies(), process)
-    seconds = timed.seconds
+    if args.processes > 1:
+        seconds, created, peak_rss = _in_processes(args.processes, list(bodies()), actor)
+    else:
+        timed = ingest.Timed(profile=args.profile)
+        timed.run(bodies(), process)
+        seconds, peak_rss = timed.seconds, ingest.peak_rss_mb()
     print(
         json.dumps(
             {
                 "scenario": "FHIR batch Bundles of results, in-process",
+                "processes": args.processes,
                 "database": connection.vendor,
                 "results": len(numbers),
                 "batch": args.batch,
@@ -127,7 +172,7 @@ def main() -> None:
                 "seconds": round(seconds, 1),
                 "results_per_s": round(len(numbers) / seconds, 1) if seconds else None,
                 "validation_seconds_per_bundle": round(validation.seconds, 2),
-                "peak_rss_mb": ingest.peak_rss_mb(),
+                "peak_rss_mb": peak_rss,
                 # The raw-SQL writes of the same results on this database (bench/results_baseline.py), measured after.
                 **(compared(len(numbers) / seconds, len(numbers)) if seconds else {}),
             }
