@@ -21,8 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -149,54 +147,11 @@ def _append_postgresql(actor: str, items: list[AuditItem]) -> None:
         )
 
 
-@dataclass
-class _Deferred:
-    """The entries kept by `audit_appended_last`, and the savepoint depth they belong to."""
-
-    depth: int
-    groups: list[tuple[str, list[AuditItem]]]
-
-
-_deferred: ContextVar[_Deferred | None] = ContextVar("audit_deferred", default=None)
-
-
-def _savepoint_depth() -> int:
-    return sum(1 for savepoint in connection.savepoint_ids if savepoint)  # `atomic(savepoint=False)` adds None
-
-
-@contextmanager
-def audit_appended_last() -> Iterator[None]:
-    """Inside a transaction: the entries audited in the block are appended when it ends, still in the transaction.
-
-    Every writer of the platform waits for the chain head, locked from the append to the commit: a unit of work
-    that writes much after its audited changes (a file's chunk records 500 outcomes) appends last to hold it the
-    least. Entries audited inside a savepoint of the block are appended at once (a rolled-back savepoint takes its
-    entries with it); an exception discards the kept ones, with the transaction they belonged to.
-    """
-    if not connection.in_atomic_block:
-        raise RuntimeError("audit_appended_last() needs a transaction")
-    kept = _Deferred(_savepoint_depth(), [])
-    token = _deferred.set(kept)
-    try:
-        yield
-    finally:
-        _deferred.reset(token)
-    for actor, items in kept.groups:
-        audit_record_many(actor=actor, items=items)
-
-
 def audit_record_many(*, actor: str, items: Iterable[AuditItem]) -> int:
     """Appends one entry per item to the chain. Call inside the transaction of the change being audited."""
     items = list(items)
     if not items:
         return 0
-    kept = _deferred.get()
-    if kept is not None and _savepoint_depth() == kept.depth:
-        if kept.groups and kept.groups[-1][0] == actor:
-            kept.groups[-1][1].extend(items)
-        else:
-            kept.groups.append((actor, items))
-        return len(items)
     if connection.vendor == "postgresql":
         _append_postgresql(actor, items)
         return len(items)

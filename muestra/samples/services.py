@@ -25,7 +25,7 @@ from django.utils.translation import gettext_lazy as _
 from muestra.accounts.scoping import Actor, scoped
 from muestra.audit.services import AuditItem, audit_record_many
 from muestra.catalog.models import Interpretation, ResultValue, Test
-from muestra.core.bulk import bulk_insert_rows, bulk_update_rows, insert_rows, new_instance
+from muestra.core.bulk import bulk_insert_rows, bulk_update_rows, insert_rows, loaded_rows, new_instance
 from muestra.core.errors import (
     Conflict,
     DomainError,
@@ -1462,7 +1462,9 @@ def result_deliver_batch(
         wanted = sorted({item.sample_id for item in items})
         locked = {
             s.pk: s
-            for s in scoped(actor, Sample.objects.select_for_update().order_by("pk")).filter(pk__in_array=wanted)
+            for s in loaded_rows(
+                scoped(actor, Sample.objects.select_for_update().order_by("pk")).filter(pk__in_array=wanted)
+            )
         }
         rec = _Recorder(actor, channel)
         new_results: dict[int, Result] = {}  # sample id -> the result recorded by this batch

@@ -26,7 +26,6 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from muestra.accounts.scoping import SYSTEM, Actor, actor_for_api_key, actor_for_user
-from muestra.audit.services import audit_appended_last
 from muestra.catalog.models import ResultValue
 from muestra.core.errors import DomainError, FieldError
 from muestra.integrations import services as intake_services
@@ -201,9 +200,8 @@ def _process(actor: Actor, intake: Intake, kind: Kind, table: Table, part: Intak
     for chunk in _chunks(rows(), size):
         # One transaction per chunk: the rows' writes, their outcomes and the part's progress are committed
         # together (one commit per chunk instead of one per row). The part's row lock makes a second run of the
-        # same part wait, then skip what the first one committed: no row is ever applied twice. The audit entries
-        # go last, so the chain head that every writer waits for is locked only from them to the commit.
-        with transaction.atomic(), audit_appended_last():
+        # same part wait, then skip what the first one committed: no row is ever applied twice.
+        with transaction.atomic():
             done = IntakePart.objects.select_for_update().values_list("done_through", flat=True).get(pk=part.pk)
             todo = []
             for number, row in chunk:
