@@ -139,3 +139,26 @@ def test_the_status_partial_polls_while_running(client, world):
     partial = client.get(reverse("uploads:detail", args=[intake.pk]), headers={"HX-Request": "true"}).content.decode()
     assert partial.lstrip().startswith("<section") and 'hx-trigger="every 1s"' in partial
     assert "<progress" in partial
+
+
+def test_the_counts_of_a_large_file_are_grouped_in_the_readers_language(client, world):
+    from django.utils import translation
+
+    intake, _ = intake_open(
+        actor=world.actors["lab_x"],
+        channel=IntakeChannel.FILE,
+        kind=RESULTS_NATIONAL,
+        content=b"ID Muestra;Resultado\n1;x\n",
+        filename="big.csv",
+        laboratory_id=world.lab_x.pk,
+    )
+    Intake.objects.filter(pk=intake.pk).update(state=Intake.State.PROCESSING, total=100_000, accepted=12_500)
+    _lab_client(client, world)
+    english = client.get(reverse("uploads:detail", args=[intake.pk]), headers={"HX-Request": "true"}).content.decode()
+    assert "12,500 of 100,000 rows processed" in english and 'data-count="accepted">12,500<' in english
+    with translation.override("es"):
+        client.cookies["django_language"] = "es"
+        spanish = client.get(
+            reverse("uploads:detail", args=[intake.pk]), headers={"HX-Request": "true", "Accept-Language": "es"}
+        ).content.decode()
+    assert "12\xa0500 de 100\xa0000 filas procesadas" in spanish  # Django's Spanish format: a no-break space
