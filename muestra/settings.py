@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",  # intcomma: counts grouped in the reader's language
     "django_otp",
     "django_otp.plugins.otp_totp",
     "axes",

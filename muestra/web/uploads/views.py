@@ -14,7 +14,6 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
-from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -93,19 +92,13 @@ def _status_context(actor: Actor, intake: Intake, page_number: str | None) -> di
     )
     running = intake.state in (Intake.State.RECEIVED, Intake.State.PROCESSING)
 
-    def grouped(value: int) -> str:  # "12.001" in Spanish, "12,001" in English: a file's counts run to 100,000
-        return number_format(value, force_grouping=True)
-
     return {
         "upload": intake,
         "kind_label": KINDS[intake.kind].label if intake.kind in KINDS else intake.kind,
         "running": running,
         "percent": int(100 * intake.processed / intake.total) if intake.total else (0 if running else 100),
-        "unchanged": grouped(unchanged),
-        "changed": grouped(intake.accepted - unchanged),
-        "rejected_count": grouped(intake.rejected),
-        "processed": grouped(intake.processed),
-        "total": grouped(intake.total),
+        "unchanged": unchanged,
+        "changed": intake.accepted - unchanged,
         "rejected_page": None if running else Paginator(rejected, ROWS_PAGE_SIZE).get_page(page_number),
         "tone": STATE_TONE.get(intake.state, "neutral"),
     }
