@@ -6,8 +6,9 @@ entry requires a signed report is refused for that row, since a file carries no 
 chunks through `services.sample_register_batch` (national field names mapped by `pntm.mapping.sample_from_wire`),
 and a result given with a sample that is not a point-of-care test is then delivered by the lab that uploaded it.
 Each chunk's outcomes are written with `intake_items_record`, so memory stays bounded whatever the file's length,
-and the progress (processed / total) is visible while it runs. Processing resumes after the last recorded row
-if a worker was interrupted.
+and the progress (processed / total) is visible while it runs. A large results file is processed in parts
+(`IntakePart`), one task each, so several workers share it; each part resumes after its last committed chunk if
+a worker was interrupted, and a part run twice applies nothing twice.
 """
 
 from __future__ import annotations
