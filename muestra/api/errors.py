@@ -95,7 +95,7 @@ def _ctx(error: Mapping[str, Any], name: str, default: Any = "") -> Any:
 def translate_pydantic_error(error: Mapping[str, Any]) -> tuple[str, str | Promise]:
     """(code, message in the active language) for one pydantic error."""
     kind = str(error.get("type", ""))
-    if kind == "missing":
+    if kind == "missing" or kind.endswith(".missing"):  # fhir.resources: `model_field_validation.missing`
         return "required", _("This field is required.")
     if kind.startswith("date") and not kind.startswith("datetime"):
         return "invalid_date", _("Enter a valid date.")
